@@ -1,0 +1,29 @@
+"""The exceptions neuronperf raises for problems a user can act on.
+
+Every message says what was wrong, what was expected and what to do.
+"""
+
+from __future__ import annotations
+
+
+class NeuronPerfError(Exception):
+    """Base class of every error neuronperf raises on purpose."""
+
+
+class MetricError(NeuronPerfError, ValueError):
+    """A metric was given input it cannot score (empty, NaN, wrong shape, not numeric)."""
+
+
+class UnknownNameError(NeuronPerfError, KeyError):
+    """A metric, framework or runner name that nothing registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RegistrationError(NeuronPerfError, ValueError):
+    """Something could not be registered: a taken name or an invalid object."""
+
+
+class PluginError(NeuronPerfError):
+    """A plugin failed to load or to register (re-raised in strict mode)."""

@@ -1,0 +1,99 @@
+"""What a neuronperf plugin may provide.
+
+A plugin is a module (or any object) with functions named like the specs below
+and marked with ``@neuronperf_core.hookimpl``. Third-party plugins are found
+through the ``neuronperf`` entry-point group::
+
+    [project.entry-points.neuronperf]
+    my_metrics = "my_package.plugin"
+
+Every registration hook receives a ``register`` callback and calls it once per
+thing it provides, so one plugin can provide many things and neuronperf knows
+which plugin provided each. All registration hooks run once per process, on
+first need (the first lookup of a metric, framework or runner,
+``list_metrics()``, ``neuronperf plugins``): built-in plugins first, then
+entry points sorted by name; for each plugin, metrics, then frameworks, then
+runners. A hook that raises, or
+registers something invalid, fails its whole plugin: nothing it registered is
+kept, and the host goes on (unless ``NEURONPERF_STRICT_PLUGINS=1``).
+
+Plugin modules must stay cheap to import: import heavy libraries (torch) on
+first real use, inside functions, never at module level.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT_NAME = "neuronperf"  # the markers, the PluginManager and the entry-point group
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class RegisterMetric(Protocol):
+    def __call__(
+        self,
+        name: str,
+        metric_class: type,
+        *,
+        description: str,
+        aliases: tuple[str, ...] = (),
+    ) -> None: ...
+
+
+class RegisterFramework(Protocol):
+    def __call__(self, name: str, framework: Any, *, description: str = "") -> None: ...
+
+
+class RegisterRunner(Protocol):
+    def __call__(self, name: str, runner: Any, *, description: str = "") -> None: ...
+
+
+@hookspec
+def neuronperf_register_metrics(register: RegisterMetric) -> None:
+    """Register evaluation metrics.
+
+    Call ``register(name, metric_class, description=..., aliases=(...))`` once
+    per metric. ``metric_class`` is a subclass of ``BaseEvalMetric`` whose
+    constructor works without arguments (``register_metric_from_existing``
+    adds keyword arguments later). ``name`` is how the metric is listed
+    (CamelCase by convention); lookups also accept its lower-case and
+    snake_case spellings and every alias. ``description`` is one line for
+    ``list_metrics()``, usually the formula.
+
+    Returns nothing. Called once per process, on first need (a metric lookup,
+    ``list_metrics()``, ``neuronperf plugins``). A name another plugin already
+    registered fails this plugin.
+    """
+
+
+@hookspec
+def neuronperf_register_frameworks(register: RegisterFramework) -> None:
+    """Register model frameworks (torch, ...).
+
+    Call ``register(name, framework, description=...)`` once per framework.
+    ``framework`` knows how to compile, save, load and call a model of that
+    framework (and which devices it supports); it never times anything.
+    ``neuronperf.<name>`` (``npf.torch``) resolves to the registered
+    framework's user-facing module. The framework interface itself is defined
+    with the benchmark engine.
+
+    Returns nothing. Called once per process, with the other registration hooks.
+    """
+
+
+@hookspec
+def neuronperf_register_runners(register: RegisterRunner) -> None:
+    """Register benchmark runners (threads, processes, fresh interpreters, ...).
+
+    Call ``register(name, runner, description=...)`` once per runner. A runner
+    takes a benchmark configuration, runs model copies and worker loops, and
+    returns plain serialisable raw results (status, counts, int64 nanosecond
+    timestamp arrays); it never formats a report. The runner interface itself
+    is defined with the benchmark engine.
+
+    Returns nothing. Called once per process, with the other registration hooks.
+    """

@@ -1,0 +1,57 @@
+"""Test sessions. `nox` runs them all; `nox -s tests` runs one.
+
+Each session installs what it tests as a real (non-editable) distribution, so
+the tests see what users get from `pip install`.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv does not
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["tests", "plugins_installed", "lint", "typecheck"]
+
+SAMPLE_PLUGIN = "tests/fixtures/sample_plugin"
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The core's tests, in a venv where torch is NOT installed."""
+    session.install(".[test]")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util, sys; "
+        "sys.exit('torch must not be installed here' if importlib.util.find_spec('torch') else 0)",
+    )
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def plugins_installed(session: nox.Session) -> None:
+    """Plugin discovery through a really installed third-party distribution."""
+    session.install(".[test]", SAMPLE_PLUGIN)
+    session.run(
+        "pytest",
+        "-m",
+        "installed_plugin",
+        *session.posargs,
+        env={"NEURONPERF_EXPECT_SAMPLE_PLUGIN": "1"},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the core (its runtime dependencies installed for their types)."""
+    session.install(MYPY, "numpy", "pluggy")
+    session.run("mypy")
