@@ -10,9 +10,10 @@ import nox
 
 nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv does not
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "plugins_installed", "lint", "typecheck"]
+nox.options.sessions = ["tests", "tests_with_torch", "plugins_installed", "lint", "typecheck"]
 
 SAMPLE_PLUGIN = "tests/fixtures/sample_plugin"
+TORCH = "torch==2.13.0"  # pinned: a CPU build on local disk; a bare "torch" pulls GBs of CUDA
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 
@@ -27,6 +28,13 @@ def tests(session: nox.Session) -> None:
         "import importlib.util, sys; "
         "sys.exit('torch must not be installed here' if importlib.util.find_spec('torch') else 0)",
     )
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def tests_with_torch(session: nox.Session) -> None:
+    """The core's tests beside torch: metrics take real tensors, listing still skips torch."""
+    session.install(".[test]", TORCH)
     session.run("pytest", *session.posargs)
 
 
