@@ -9,24 +9,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from neuronperf_core import __version__, model_index
+from neuronperf_core import __version__, cpu, model_index
+from neuronperf_core.benchmarking.benchmark import benchmark, evaluate, set_verbosity
+from neuronperf_core.cpu import DummyModel
 from neuronperf_core.metrics.base import BaseEvalMetric
 from neuronperf_core.metrics.registry import (
     list_metrics,
     register_metric,
     register_metric_from_existing,
 )
+from neuronperf_core.reporting import get_reports, print_reports, write_csv, write_json
 from neuronperf_core.timing import Timer, timestamp_convert
 
 __all__ = [
     "BaseEvalMetric",
+    "DummyModel",
     "Timer",
     "__version__",
+    "benchmark",
+    "cpu",
+    "evaluate",
+    "get_reports",
     "list_metrics",
     "model_index",
+    "print_reports",
     "register_metric",
     "register_metric_from_existing",
+    "set_verbosity",
     "timestamp_convert",
+    "write_csv",
+    "write_json",
 ]
 
 

@@ -37,7 +37,7 @@ STRICT_ENV = "NEURONPERF_STRICT_PLUGINS"
 DISABLE_ENV = "NEURONPERF_DISABLE_PLUGINS"
 
 # Import paths of the plugins that ship with the core.
-BUILTIN_PLUGINS = ("neuronperf_core.metrics.builtin",)
+BUILTIN_PLUGINS = ("neuronperf_core.metrics.builtin", "neuronperf_core.benchmarking.runners")
 
 # hook name -> the registry kind its register callback fills
 REGISTRATION_HOOKS = {

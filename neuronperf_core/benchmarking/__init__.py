@@ -1,0 +1,1 @@
+"""The benchmark engine: plan -> runner -> raw results (reports live in reporting.py)."""

@@ -1,0 +1,349 @@
+"""The built-in runners: worker threads in this process, or one process per model copy.
+
+A runner takes a ``Job`` and returns a raw result (``results.py``). Runners
+are plugins: this module registers "threads", "processes" and "interpreters"
+through the ``neuronperf_register_runners`` hook, and a plugin can add its
+own (Ray, say) the same way.
+
+Start methods, chosen on purpose:
+- "processes" forks: children inherit the user's load_fn, closures and data
+  without pickling, and start fast. Forking is only safe while the parent
+  holds no framework runtime that forbids it (the Neuron runtime, CUDA): the
+  children are forked before this process starts any thread of its own, and
+  frameworks that must not be forked use "interpreters".
+- "interpreters" spawns a fresh interpreter per copy (multiprocessing's
+  "spawn"): nothing of the parent's runtime state is inherited, at the price
+  of a slower start and a job that must pickle (module-level functions).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import pickle
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
+
+from neuronperf_core.benchmarking.results import RawResult
+from neuronperf_core.benchmarking.stats import StatsSampler
+from neuronperf_core.benchmarking.worker import (
+    NEVER,
+    Job,
+    ModelCopy,
+    SharedRows,
+    Stop,
+    WorkerResult,
+    calibrate_overhead_ns,
+    load_copy,
+    run_worker,
+    worker_rows,
+)
+from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.hookspecs import RegisterRunner, hookimpl
+
+logger = logging.getLogger("neuronperf.runners")
+
+START_DELAY_NS = 20_000_000  # lets every worker reach its loop before the window opens
+
+
+class Runner(Protocol):
+    def run(self, job: Job, stats_interval: float) -> RawResult: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a config could not finish: a raw result's status and error."""
+
+    status: str
+    error: str
+
+
+class JobNotPicklableError(NeuronPerfError, TypeError):
+    """A job bound for a fresh interpreter holds something pickle cannot send."""
+
+
+def worker_limits(job: Job) -> list[int]:
+    """Each worker's share of max_infers (duration=0 with a fixed input: one inference)."""
+    n_workers = job.config.n_models * job.config.workers_per_model
+    total = job.config.max_infers
+    if total is None and job.config.duration == 0 and not job.evaluating:
+        total = 1  # one pass over the config's single input
+    if total is None:
+        return [NEVER] * n_workers
+    return [total // n_workers + (1 if k < total % n_workers else 0) for k in range(n_workers)]
+
+
+def _deadline(job: Job, start_ns: int) -> int:
+    if job.config.duration == 0:
+        return NEVER  # one pass: the rows or max_infers end the run
+    return start_ns + int(job.config.duration * 1e9)
+
+
+def _run_workers(
+    job: Job, copy: ModelCopy, rows: Any, stop: Stop, start_ns: int
+) -> list[WorkerResult]:
+    """Run the workers of one copy in threads, all released at ``start_ns``."""
+    per_copy = job.config.workers_per_model
+    limits = worker_limits(job)
+    n_shards = job.config.n_models * per_copy
+    results: list[WorkerResult | BaseException | None] = [None] * per_copy
+
+    def work(worker_id: int) -> None:
+        shard = copy.copy_id * per_copy + worker_id
+        worker_input = rows if rows is not None else worker_rows(job, job.dataset, shard, n_shards)
+        while time.perf_counter_ns() < start_ns:  # a shared start, even across processes
+            time.sleep(min(0.001, max(0.0, (start_ns - time.perf_counter_ns()) / 1e9)))
+        try:
+            results[worker_id] = run_worker(job, copy, worker_id, worker_input, stop, limits[shard])
+        except BaseException as exc:
+            results[worker_id] = exc
+            stop.now()  # one failed worker ends the config for all
+
+    threads = [
+        threading.Thread(target=work, args=(w,), name=f"neuronperf-worker-{copy.copy_id}-{w}")
+        for w in range(per_copy)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [r for r in results if isinstance(r, WorkerResult)]
+
+
+def raw_result(
+    job: Job,
+    status: str,
+    error: str | None = None,
+    copies: list[dict[str, int]] | None = None,
+    workers: list[WorkerResult] | None = None,
+    overhead_ns: float | None = None,
+    stats: dict[str, Any] | None = None,
+) -> RawResult:
+    """Assemble a raw result; merges the workers' metric instances with ``aggregate``."""
+    workers = workers or []
+    timed = [w for w in workers if w.count]
+    window = (
+        [min(int(w.stamps[0, 0]) for w in timed), max(w.last_end_ns for w in timed)]
+        if timed
+        else None
+    )
+    metrics: dict[str, Any] = {}
+    if status == "finished":
+        for position, (name, cls, _) in enumerate(job.metrics):
+            try:
+                metrics[name] = cls.aggregate([w.metrics[position] for w in workers])
+            except Exception as exc:
+                status, error = "error", f"metric {name!r} could not be aggregated: {exc}"
+                metrics = {}
+                break
+    return {
+        "config": job.config.to_dict(),
+        "status": status,
+        "error": error,
+        "window_ns": window,
+        "copies": copies or [],
+        "workers": [w.to_dict() for w in workers],
+        "overhead_ns": overhead_ns,
+        "stats": stats or {},
+        "metrics": metrics,
+    }
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ThreadsRunner:
+    """Every model copy and worker in this process (multiprocess=False)."""
+
+    def run(self, job: Job, stats_interval: float) -> RawResult:
+        try:
+            copies = [load_copy(job, copy_id) for copy_id in range(job.config.n_models)]
+        except Exception as exc:
+            return raw_result(job, "error", f"loading a model copy failed: {_error_text(exc)}")
+        overhead = calibrate_overhead_ns()
+        shared = None
+        if job.dataset is not None and job.dataset_loader_fn is None:
+            shared = SharedRows(job.dataset)  # threads share one iterator: each row read once
+        sampler = StatsSampler(stats_interval)
+        start_ns = time.perf_counter_ns() + START_DELAY_NS
+        stop = Stop(_deadline(job, start_ns))
+        outcome: list[list[WorkerResult] | BaseException] = []
+
+        def run_copy(copy: ModelCopy) -> None:
+            try:
+                outcome.append(_run_workers(job, copy, shared, stop, start_ns))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        threads = [threading.Thread(target=run_copy, args=(c,)) for c in copies]
+        sampler.start()
+        for thread in threads:
+            thread.start()
+        status, error = "finished", None
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)  # wake up for Ctrl-C
+        except KeyboardInterrupt:
+            stop.now()
+            for thread in threads:
+                thread.join()
+            status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+        stats = sampler.stop()
+        workers: list[WorkerResult] = []
+        for item in outcome:
+            if isinstance(item, BaseException):
+                status, error = "error", f"inference failed: {_error_text(item)}"
+            else:
+                workers.extend(item)
+        return raw_result(job, status, error, [c.info() for c in copies], workers, overhead, stats)
+
+
+# -- one process per copy -------------------------------------------------------
+
+
+def _copy_process(job: Job, copy_id: int, conn: Connection) -> None:
+    """A child's life: load, report ready, wait for the start, run, send results."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    try:
+        copy = load_copy(job, copy_id)
+        conn.send(("ready", calibrate_overhead_ns()))
+        _, start_ns = conn.recv()
+        stop = Stop(_deadline(job, start_ns))
+        workers = _run_workers(job, copy, None, stop, start_ns)
+        conn.send(("done", copy.info(), workers))
+    except BaseException as exc:
+        conn.send(("error", _error_text(exc), traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class ProcessRunner:
+    """One process per model copy, its workers as threads inside it."""
+
+    def __init__(self, start_method: str) -> None:
+        self.start_method = start_method
+
+    def check(self, job: Job) -> None:
+        """Fail before any process starts if a fresh interpreter cannot receive the job."""
+        if self.start_method == "fork":
+            return
+        try:
+            pickle.dumps(job)
+        except Exception as exc:
+            raise JobNotPicklableError(
+                f"multiinterpreter=True sends the job to fresh interpreters with pickle, and it "
+                f"cannot be pickled: {exc}. Pass module-level functions (no lambdas or closures) "
+                "and a picklable dataset, or use multiinterpreter=False."
+            ) from exc
+
+    def run(self, job: Job, stats_interval: float) -> RawResult:
+        self.check(job)
+        context: Any = multiprocessing.get_context(self.start_method)
+        conns: list[Connection] = []
+        processes = []
+        for copy_id in range(job.config.n_models):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(
+                target=_copy_process,
+                args=(job, copy_id, child_end),
+                name=f"neuronperf-copy-{copy_id}",
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            conns.append(parent_end)
+            processes.append(process)
+        sampler = StatsSampler(stats_interval)
+        try:
+            ready = self._collect(conns, processes)
+            if isinstance(ready, Failure):
+                return raw_result(job, ready.status, ready.error)
+            overhead = max(message[1] for message in ready)
+            start_ns = time.perf_counter_ns() + START_DELAY_NS
+            sampler.start()
+            for conn in conns:
+                conn.send(("go", start_ns))
+            done = self._collect(conns, processes)
+            stats = sampler.stop()
+            if isinstance(done, Failure):
+                return raw_result(job, done.status, done.error, stats=stats)
+            copies = [message[1] for message in done]
+            workers = [w for message in done for w in message[2]]
+            return raw_result(job, "finished", None, copies, workers, overhead, stats)
+        except KeyboardInterrupt:
+            sampler.stop()
+            return raw_result(job, "interrupted", "interrupted by the user (Ctrl-C)")
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+            for conn in conns:
+                conn.close()
+
+    @staticmethod
+    def _collect(conns: list[Connection], processes: list[Any]) -> list[tuple[Any, ...]] | Failure:
+        """The next message of every child, in copy order, or the first failure."""
+        messages: dict[int, tuple[Any, ...]] = {}
+        while len(messages) < len(conns):
+            waiting = [c for i, c in enumerate(conns) if i not in messages]
+            sentinels = [p.sentinel for i, p in enumerate(processes) if i not in messages]
+            for ready in wait(waiting + sentinels):
+                if ready in conns:
+                    index = conns.index(ready)
+                    try:
+                        message = conns[index].recv()
+                    except EOFError:
+                        continue  # the process ended: its sentinel says how
+                    if message[0] == "error":
+                        logger.debug("model copy %d failed:\n%s", index, message[2])
+                        return Failure("error", f"model copy {index} failed: {message[1]}")
+                    messages[index] = message
+                else:
+                    index = [p.sentinel for p in processes].index(ready)
+                    if index in messages:
+                        continue
+                    process = processes[index]
+                    process.join()
+                    if conns[index].poll():
+                        continue  # its last message is still in the pipe
+                    return _death_message(index, process.exitcode)
+        return [messages[i] for i in range(len(conns))]
+
+
+def _death_message(copy_id: int, exitcode: int | None) -> Failure:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = (
+            " The OS kills processes this way when memory runs out: try fewer n_models "
+            "(or a smaller batch size)."
+            if -exitcode == signal.SIGKILL
+            else ""
+        )
+        return Failure("killed", f"model copy {copy_id} was killed by signal {name}.{hint}")
+    return Failure(
+        "error",
+        f"model copy {copy_id} exited with status {exitcode} before reporting a result; "
+        "run with multiprocess=False to see the error in this process.",
+    )
+
+
+@hookimpl
+def neuronperf_register_runners(register: RegisterRunner) -> None:
+    register("threads", ThreadsRunner(), description="model copies and workers as threads here")
+    register("processes", ProcessRunner("fork"), description="one forked process per copy")
+    register(
+        "interpreters",
+        ProcessRunner("spawn"),
+        description="one fresh interpreter per copy (frameworks unsafe to fork)",
+    )

@@ -1,0 +1,333 @@
+"""What runs inside a model copy: its lifecycle, and the timed worker loops.
+
+Every runner (threads, processes, fresh interpreters) calls the same code:
+``load_copy`` once per copy, then ``run_worker`` in each worker thread. The
+hot loop reads the clock twice per inference and stores both readings in
+preallocated numpy buffers: no hook call, dict, lock, log line or Python
+object per inference. Memory stays bounded: once a worker's buffer is full it
+keeps every other sample and from then on records every 2nd (4th, ...)
+inference, so the samples stay spread evenly over the whole run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuronperf_core.benchmarking.config import BenchmarkConfig
+from neuronperf_core.metrics.base import BaseEvalMetric
+
+WARMUP_INFERS = 8  # the Neuron tutorials warm each copy up with 8 calls
+CALIBRATION_INFERS = 2000  # null-model iterations that measure the harness's own cost
+DEFAULT_MAX_SAMPLES = 1_000_000  # per worker: 16 MB of int64 start/end pairs
+NEVER = 1 << 62  # a deadline no clock reaches
+
+
+@dataclass
+class Job:
+    """Everything a runner needs to run one config; picklable for process runners."""
+
+    config: BenchmarkConfig
+    load_fn: Callable[..., Any]
+    model_input: Any  # the config's input; a tuple is destructured: model(*input)
+    env_setup_fn: Callable[[int, dict[str, Any]], Any] | None = None
+    setup_fn: Callable[[int, dict[str, Any], Any], Any] | None = None
+    preprocess_fn: Callable[..., Any] | None = None
+    postprocess_fn: Callable[..., Any] | None = None
+    dataset: Iterable[Any] | None = None  # evaluation: rows of (*inputs, target)
+    dataset_loader_fn: Callable[[Any, int, int], Iterable[Any]] | None = None
+    eval_target_col: int = -1  # made non-negative by the planner once the row length is known
+    # (name, metric class, init kwargs), resolved in the parent so that metrics
+    # registered at run time reach spawned children too.
+    metrics: list[tuple[str, type[BaseEvalMetric], dict[str, Any]]] = field(default_factory=list)
+    max_samples: int = DEFAULT_MAX_SAMPLES
+
+    @property
+    def evaluating(self) -> bool:
+        return self.dataset is not None
+
+
+@dataclass
+class ModelCopy:
+    """One loaded model copy and what its lifecycle cost, in nanoseconds."""
+
+    copy_id: int
+    model: Any
+    env_setup_ns: int = 0
+    load_ns: int = 0
+    setup_ns: int = 0
+    warmup_ns: int = 0
+    warmup_infers: int = 0
+
+    def info(self) -> dict[str, int]:
+        return {
+            "copy_id": self.copy_id,
+            "env_setup_ns": self.env_setup_ns,
+            "load_ns": self.load_ns,
+            "setup_ns": self.setup_ns,
+            "warmup_ns": self.warmup_ns,
+            "warmup_infers": self.warmup_infers,
+        }
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, int]:
+    start = time.perf_counter_ns()
+    value = fn()
+    return value, time.perf_counter_ns() - start
+
+
+def call_model(model: Any, model_input: Any) -> Any:
+    """model(*input) for a tuple, model(input) otherwise (an array is never split)."""
+    return model(*model_input) if isinstance(model_input, tuple) else model(model_input)
+
+
+def load_copy(job: Job, copy_id: int) -> ModelCopy:
+    """env_setup_fn -> load_fn -> setup_fn -> warm-up, each timed; in the copy's own process."""
+    config = job.config.to_dict()
+    env_setup_ns = 0
+    if job.env_setup_fn is not None:
+        _, env_setup_ns = _timed(lambda: job.env_setup_fn(copy_id, config))  # type: ignore[misc]
+    model, load_ns = _timed(lambda: job.load_fn(job.config.model_filename, device_id=copy_id))
+    copy = ModelCopy(copy_id, model, env_setup_ns=env_setup_ns, load_ns=load_ns)
+    if job.setup_fn is not None:
+        _, copy.setup_ns = _timed(lambda: job.setup_fn(copy_id, config, model))  # type: ignore[misc]
+    if not job.evaluating:  # evaluation touches each record once; there is nothing to warm on
+        start = time.perf_counter_ns()
+        for _ in range(WARMUP_INFERS):
+            _infer_once(job, model, job.model_input)
+        copy.warmup_ns = time.perf_counter_ns() - start
+        copy.warmup_infers = WARMUP_INFERS
+    return copy
+
+
+def _infer_once(job: Job, model: Any, model_input: Any) -> Any:
+    if job.preprocess_fn is not None:
+        model_input = call_model(job.preprocess_fn, model_input)
+    output = call_model(model, model_input)
+    if job.postprocess_fn is not None:
+        output = job.postprocess_fn(output)
+    return output
+
+
+_END = object()  # the end of a worker's rows
+
+
+class Stop:
+    """The moment workers stop: a deadline any thread can pull in (Ctrl-C)."""
+
+    def __init__(self, deadline_ns: int) -> None:
+        self.at = [deadline_ns]  # a list, so the hot loop reads the live value cheaply
+
+    def now(self) -> None:
+        self.at[0] = 0
+
+
+@dataclass
+class WorkerResult:
+    copy_id: int
+    worker_id: int
+    count: int
+    last_end_ns: int
+    stride: int  # each kept sample stands for `stride` inferences
+    stamps: np.ndarray  # shape (k, 2) or (k, 5): perf_counter_ns readings per kept sample
+    metrics: list[BaseEvalMetric]
+
+    def to_dict(self) -> dict[str, Any]:
+        stamps = self.stamps
+        phases: dict[str, np.ndarray] = {}
+        if stamps.shape[1] == 2:
+            phases["infer"] = stamps[:, 1] - stamps[:, 0]
+        else:
+            names = ("input", "preprocess", "infer", "postprocess")
+            phases = {name: stamps[:, i + 1] - stamps[:, i] for i, name in enumerate(names)}
+        return {
+            "copy_id": self.copy_id,
+            "worker_id": self.worker_id,
+            "count": self.count,
+            "last_end_ns": self.last_end_ns,
+            "stride": self.stride,
+            "start_ns": np.ascontiguousarray(stamps[:, 0]),
+            "end_ns": np.ascontiguousarray(stamps[:, -1]),
+            "phases_ns": phases,
+        }
+
+
+class _Samples:
+    """A fixed buffer of timestamp rows that thins itself out when full."""
+
+    def __init__(self, capacity: int, width: int) -> None:
+        self.columns = [np.empty(max(2, capacity), dtype=np.int64) for _ in range(width)]
+        self.size = 0
+        self.stride = 1
+
+    def halve(self) -> None:
+        """Keep every other sample (those at multiples of the doubled stride)."""
+        half = len(self.columns[0]) // 2
+        for column in self.columns:
+            column[:half] = column[0 : 2 * half : 2]
+        self.size = half
+        self.stride *= 2
+
+    def stamps(self) -> np.ndarray:
+        return np.column_stack([c[: self.size] for c in self.columns])
+
+
+def fast_loop(
+    model: Any, model_input: Any, stop: Stop, limit: int, samples: _Samples
+) -> tuple[int, int]:
+    """Call ``model`` on one fixed input until ``stop`` or ``limit``.
+
+    Returns the number of inferences and the end of the last one.
+    """
+    clock = time.perf_counter_ns
+    args = model_input if isinstance(model_input, tuple) else (model_input,)
+    starts, ends = samples.columns
+    capacity = len(starts)
+    stop_at = stop.at
+    count = t1 = 0
+    i = samples.size
+    next_kept = 0  # the next inference whose timestamps are kept
+    while count < limit:
+        t0 = clock()
+        model(*args)
+        t1 = clock()
+        if count == next_kept:
+            if i == capacity:
+                samples.size = i
+                samples.halve()
+                i = samples.size
+            starts[i] = t0
+            ends[i] = t1
+            i += 1
+            next_kept += samples.stride
+        count += 1
+        if t1 >= stop_at[0]:
+            break
+    samples.size = i
+    return count, t1
+
+
+def full_loop(
+    job: Job,
+    model: Any,
+    rows: Iterator[Any],
+    stop: Stop,
+    limit: int,
+    samples: _Samples,
+    metrics: list[BaseEvalMetric],
+) -> tuple[int, int]:
+    """Input -> preprocess -> model -> postprocess, each phase timed; scores metrics if any.
+
+    Used for evaluation and whenever pre/postprocess functions are given.
+    """
+    clock = time.perf_counter_ns
+    preprocess, postprocess = job.preprocess_fn, job.postprocess_fn
+    target_col = job.eval_target_col
+    per_batch = job.config.batch_size > 1
+    cols = samples.columns
+    capacity = len(cols[0])
+    stop_at = stop.at
+    count = t4 = 0
+    i = samples.size
+    next_kept = 0
+    while count < limit:
+        t0 = clock()
+        row: Any = next(rows, _END)
+        if row is _END:
+            break
+        t1 = clock()
+        if metrics:
+            target = row[target_col]
+            model_input = row[:target_col] + row[target_col + 1 :]
+        else:
+            model_input = row
+        if preprocess is not None:
+            model_input = call_model(preprocess, model_input)
+        t2 = clock()
+        output = call_model(model, model_input)
+        t3 = clock()
+        if postprocess is not None:
+            output = postprocess(output)
+        t4 = clock()
+        for metric in metrics:
+            if per_batch:
+                metric.process_batch(output, target)
+            else:
+                metric.process_record(output, target)
+        if count == next_kept:
+            if i == capacity:
+                samples.size = i
+                samples.halve()
+                i = samples.size
+            for column, stamp in zip(cols, (t0, t1, t2, t3, t4), strict=True):
+                column[i] = stamp
+            i += 1
+            next_kept += samples.stride
+        count += 1
+        if t4 >= stop_at[0]:
+            break
+    samples.size = i
+    return count, t4
+
+
+def worker_rows(job: Job, source: Iterable[Any] | None, shard: int, n_shards: int) -> Iterator[Any]:
+    """The rows one worker reads: its shard of the dataset, or the fixed input forever."""
+    if source is None:
+        return itertools.repeat(job.model_input)
+    if job.dataset_loader_fn is not None:
+        return iter(job.dataset_loader_fn(source, shard, n_shards))
+    return itertools.islice(iter(source), shard, None, n_shards)
+
+
+class SharedRows:
+    """One iterator shared by threads: each row goes to exactly one worker."""
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self._rows = iter(rows)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        with self._lock:
+            return next(self._rows)
+
+
+def calibrate_overhead_ns(samples_capacity: int = CALIBRATION_INFERS) -> float:
+    """The harness's own cost per inference: the fast loop around a model that does nothing."""
+
+    def null_model(*_: Any) -> None:
+        return None
+
+    samples = _Samples(samples_capacity, 2)
+    start = time.perf_counter_ns()
+    count, _ = fast_loop(null_model, (), Stop(NEVER), CALIBRATION_INFERS, samples)
+    return (time.perf_counter_ns() - start) / count
+
+
+def run_worker(
+    job: Job,
+    copy: ModelCopy,
+    worker_id: int,
+    rows: Iterator[Any],
+    stop: Stop,
+    limit: int,
+) -> WorkerResult:
+    """One worker's whole timed run on ``copy``."""
+    metrics = [cls(**options) for _, cls, options in job.metrics]
+    simple = not job.evaluating and job.preprocess_fn is None and job.postprocess_fn is None
+    samples = _Samples(min(job.max_samples, limit), 2 if simple else 5)
+    if simple:
+        count, last_end = fast_loop(copy.model, job.model_input, stop, limit, samples)
+    else:
+        count, last_end = full_loop(job, copy.model, rows, stop, limit, samples, metrics)
+    return WorkerResult(
+        copy.copy_id, worker_id, count, last_end, samples.stride, samples.stamps(), metrics
+    )

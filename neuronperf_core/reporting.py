@@ -1,0 +1,440 @@
+"""Reports: raw benchmark results -> report dicts -> text table, CSV, JSON.
+
+``get_reports`` turns each raw result (see ``neuronperf_core.benchmarking.results``)
+into one flat report dict of plain Python values (JSON-serialisable, no numpy
+scalars). ``print_reports``, ``write_csv`` and ``write_json`` only format reports.
+Reporting never runs a model.
+
+Measurement semantics (all workers of all copies pooled):
+
+- latency: ``end_ns - start_ns`` of each inference (end to end), in ms.
+  Percentiles use numpy's default "linear" method (Hyndman & Fan type 7);
+  ``latency_ms_std`` is the population standard deviation (ddof=0).
+- ``total_infs``: inferences completed; ``total_s``: length of the timed window.
+- ``throughput_avg``: ``total_infs * batch_size / total_s``; None (never NaN)
+  when nothing completed or the window is empty.
+- ``throughput_peak``: the best 1-second sliding window, i.e. the max over
+  inferences i of (inferences ending in ``(end_i - 1 s, end_i]``) * batch_size.
+  When the timed window is shorter than 1 s it equals ``throughput_avg``. With
+  few inferences per second it can be below ``throughput_avg`` (a 1-s window
+  holds a whole number of inferences).
+- ``*_avg_ms`` of copies (load, warm-up, env setup, setup): mean over copies;
+  phase averages (input, preprocess, infer, postprocess): mean over inferences,
+  None when the phase did not run. ``e2e_avg_ms`` is the mean latency.
+- ``worker_avg_s``: mean over workers of (last end - first start).
+- ``cpu_avg_percent`` / ``mem_avg_percent``: means of the samples, ``*_p50``
+  their medians; None without samples.
+- ``cost_per_1m_inf``: ``cost_per_hour * 1e6 / (3600 * throughput_avg)``.
+
+A failed, killed or interrupted config still gets a report: config fields,
+status and error, with measured fields None where there is no data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal, TextIO
+
+import numpy as np
+import numpy.typing as npt
+
+from neuronperf_core.benchmarking.results import PHASES, RawResult
+from neuronperf_core.errors import NeuronPerfError
+
+# The one atomic-write helper of the package (temp file in the same folder + os.replace).
+from neuronperf_core.model_index import _atomic_write
+
+__all__ = [
+    "PERCENTILE_METHOD",
+    "REPORT_FIELDS",
+    "SUMMARY_COLS",
+    "Report",
+    "ReportError",
+    "get_reports",
+    "print_reports",
+    "write_csv",
+    "write_json",
+]
+
+Report = dict[str, Any]
+
+
+class ReportError(NeuronPerfError, ValueError):
+    """Reports asked of something that is not a raw result, or an unknown column."""
+
+
+PERCENTILE_METHOD: Final[Literal["linear"]] = "linear"  # numpy's default; Hyndman & Fan type 7
+_PERCENTILES = (0, 50, 90, 95, 99, 100)
+_NS_PER_MS = 1e6
+_NS_PER_S = 1_000_000_000
+
+# The fields of NeuronPerf 1.x reports, in 1.x order.
+_V1_FIELDS = (
+    "n_models",
+    "workers_per_model",
+    "pipeline_size",
+    "batch_size",
+    "model_name",
+    "model_filename",
+    "device_type",
+    "instance_type",
+    "multiprocess",
+    "multiinterpreter",
+    "status",
+    "throughput_avg",
+    "throughput_peak",
+    *(f"latency_ms_p{p}" for p in _PERCENTILES),
+    "latency_ms_avg",
+    "load_avg_ms",
+    "warmup_avg_ms",
+    "env_setup_avg_ms",
+    "setup_avg_ms",
+    *(f"{phase}_avg_ms" for phase in PHASES),
+    "e2e_avg_ms",
+    "worker_avg_s",
+    "total_infs",
+    "total_s",
+    "cpu_avg_percent",
+    "cpu_percent_p50",
+    "mem_avg_percent",
+    "mem_percent_p50",
+    "cost_per_1m_inf",
+)
+
+# Config fields copied as they are (besides those among the 1.x fields).
+_MORE_CONFIG_FIELDS = ("cast_mode", "runner", "duration", "max_infers", "input_idx")
+
+REPORT_FIELDS: tuple[str, ...] = (
+    *_V1_FIELDS,
+    *_MORE_CONFIG_FIELDS,
+    "latency_ms_std",
+    "latency_samples",
+    "latency_percentile_method",
+    "harness_overhead_us",
+    "error",
+)
+"""Fields of every report, in order. Then come the config's ``extra`` keys and the metrics."""
+
+SUMMARY_COLS: tuple[str, ...] = (
+    "throughput_avg",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "n_models",
+    "pipeline_size",
+    "workers_per_model",
+    "batch_size",
+    "model_filename",
+)
+
+_CONFIG_FIELDS = (
+    "n_models",
+    "workers_per_model",
+    "pipeline_size",
+    "batch_size",
+    "model_name",
+    "model_filename",
+    "device_type",
+    "instance_type",
+    "multiprocess",
+    "multiinterpreter",
+    *_MORE_CONFIG_FIELDS,
+)
+_COPY_PHASES = ("load", "warmup", "env_setup", "setup")  # "{name}_ns" in each copy
+
+Int64Array = npt.NDArray[np.int64]
+
+
+# ---------------------------------------------------------------- raw results -> reports
+
+
+def get_reports(results: Iterable[RawResult], cost_per_hour: float | None = None) -> list[Report]:
+    """One report dict per raw result, in the same order.
+
+    ``results`` are the raw results ``benchmark`` returns (dicts with "config",
+    "status", "workers", ...). NeuronPerf 1.x's ``(config, results)`` tuples
+    from ``return_timers=True`` are not accepted. ``cost_per_hour`` (the price
+    of the instance) adds ``cost_per_1m_inf``.
+    """
+    if isinstance(results, Mapping):
+        raise ReportError(
+            "get_reports() takes a list of raw results, got one raw result (a dict); "
+            "wrap it in a list: get_reports([result])."
+        )
+    if cost_per_hour is not None and not cost_per_hour >= 0:
+        raise ReportError(f"cost_per_hour must be a number >= 0 or None, got {cost_per_hour!r}.")
+    return [_report(raw, i, cost_per_hour) for i, raw in enumerate(results)]
+
+
+def _report(raw: Any, index: int, cost_per_hour: float | None) -> Report:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("config"), Mapping):
+        hint = (
+            " NeuronPerf 1.x (config, results) tuples are not supported; pass the list "
+            "benchmark() returns."
+            if isinstance(raw, tuple)
+            else ""
+        )
+        raise ReportError(
+            f"results[{index}] is not a raw result: expected a dict with a 'config' dict, "
+            f"got {type(raw).__name__}.{hint}"
+        )
+    config = raw["config"]
+    report: Report = dict.fromkeys(REPORT_FIELDS)
+    report.update({k: _plain(config.get(k)) for k in _CONFIG_FIELDS})
+    report["status"] = raw.get("status")
+    report["error"] = raw.get("error")
+    report["latency_percentile_method"] = PERCENTILE_METHOD
+
+    batch_size = int(config.get("batch_size") or 1)
+    report.update(_latency_and_throughput(raw, index, batch_size))
+    report.update(_copy_averages(raw.get("copies") or []))
+    report.update(_system_stats(raw.get("stats") or {}))
+    overhead_ns = raw.get("overhead_ns")
+    report["harness_overhead_us"] = None if overhead_ns is None else float(overhead_ns) / 1e3
+
+    throughput = report["throughput_avg"]
+    if cost_per_hour is not None and throughput:
+        report["cost_per_1m_inf"] = cost_per_hour * 1e6 / (3600 * throughput)
+
+    # A name that is already a report field gets a prefix rather than overwrite it
+    # (model-index configs carry their compile "status", for one).
+    for key, value in (config.get("extra") or {}).items():
+        _add(report, key, value, "index_")
+    for key, value in (raw.get("metrics") or {}).items():
+        _add(report, key, value, "metric_")
+    return report
+
+
+def _add(report: Report, key: str, value: Any, prefix: str) -> None:
+    report[key if key not in report else prefix + key] = _plain(value)
+
+
+def _latency_and_throughput(raw: Mapping[str, Any], index: int, batch_size: int) -> Report:
+    starts, ends, weights, spans_ns = [], [], [], []
+    phases: dict[str, list[Int64Array]] = {}
+    total_infs = 0
+    for w in raw.get("workers") or []:
+        count, stride = int(w["count"]), int(w.get("stride", 1))
+        kept = -(-count // stride)  # the worker kept inferences 0, stride, 2*stride, ...
+        start = _samples(w["start_ns"], kept, index, "start_ns")
+        end = _samples(w["end_ns"], kept, index, "end_ns")
+        starts.append(start)
+        ends.append(end)
+        weights.append(np.full(kept, stride, dtype=np.int64))
+        total_infs += count
+        if count:
+            last_end = int(w.get("last_end_ns") or end.max())
+            spans_ns.append(last_end - int(start.min()))
+        for phase, values in (w.get("phases_ns") or {}).items():
+            phases.setdefault(phase, []).append(
+                _samples(values, kept, index, f"phases_ns[{phase!r}]")
+            )
+
+    out: Report = {}
+    end_ns = np.concatenate(ends) if ends else np.empty(0, np.int64)
+    latency_ns = end_ns - np.concatenate(starts) if starts else end_ns
+    out["total_infs"] = total_infs
+    out["latency_samples"] = int(latency_ns.size)
+
+    window = raw.get("window_ns")
+    total_s = None if window is None else (int(window[1]) - int(window[0])) / _NS_PER_S
+    out["total_s"] = total_s
+    # None, never NaN: nothing measured is not a number.
+    out["throughput_avg"] = out["throughput_peak"] = None
+    if total_infs and total_s is not None and total_s > 0:
+        out["throughput_avg"] = out["throughput_peak"] = total_infs * batch_size / total_s
+        if total_s >= 1:  # a shorter window has no whole second to slide
+            peak = _max_per_second(end_ns, np.concatenate(weights))
+            out["throughput_peak"] = float(peak * batch_size)
+
+    if latency_ns.size:
+        ms = np.percentile(latency_ns, list(_PERCENTILES), method=PERCENTILE_METHOD) / _NS_PER_MS
+        out.update({f"latency_ms_p{p}": float(v) for p, v in zip(_PERCENTILES, ms, strict=True)})
+        out["latency_ms_avg"] = out["e2e_avg_ms"] = float(latency_ns.mean()) / _NS_PER_MS
+        out["latency_ms_std"] = float(latency_ns.std()) / _NS_PER_MS
+    for phase in PHASES:
+        values = np.concatenate(phases[phase]) if phase in phases else np.empty(0, np.int64)
+        out[f"{phase}_avg_ms"] = float(values.mean()) / _NS_PER_MS if values.size else None
+    out["worker_avg_s"] = sum(spans_ns) / len(spans_ns) / _NS_PER_S if spans_ns else None
+    return out
+
+
+def _samples(values: Any, kept: int, index: int, name: str) -> Int64Array:
+    """A worker's array of kept samples, checked against its count and stride."""
+    array = np.asarray(values, dtype=np.int64)
+    if array.shape != (kept,):
+        raise ReportError(
+            f"results[{index}] is malformed: a worker's {name} has shape {array.shape}, "
+            f"expected ({kept},) from its count and stride. The runner produced a bad raw result."
+        )
+    return array
+
+
+def _max_per_second(end_ns: Int64Array, weights: Int64Array) -> int:
+    """Max over i of the inferences (sample weights) ending in (end_i - 1 s, end_i]."""
+    order = np.argsort(end_ns, kind="stable")
+    ends = end_ns[order]
+    cumulative = np.concatenate([[0], np.cumsum(weights[order])])
+    upto = np.searchsorted(ends, ends, side="right")
+    before = np.searchsorted(ends, ends - _NS_PER_S, side="right")
+    return int((cumulative[upto] - cumulative[before]).max())
+
+
+def _copy_averages(copies: Sequence[Mapping[str, Any]]) -> Report:
+    return {
+        f"{name}_avg_ms": (
+            sum(int(c.get(f"{name}_ns") or 0) for c in copies) / len(copies) / _NS_PER_MS
+            if copies
+            else None
+        )
+        for name in _COPY_PHASES
+    }
+
+
+def _system_stats(stats: Mapping[str, Any]) -> Report:
+    out: Report = {}
+    for name in ("cpu", "mem"):
+        samples = np.asarray(stats.get(f"{name}_percent", []), dtype=np.float64)
+        has = samples.size > 0
+        out[f"{name}_avg_percent"] = float(samples.mean()) if has else None
+        out[f"{name}_percent_p50"] = float(np.median(samples)) if has else None
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON-friendly Python: numpy scalars/arrays unwrapped, NaN/inf as None."""
+    if isinstance(value, np.ndarray | np.generic):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- reports -> table, CSV, JSON
+
+
+def print_reports(
+    reports: Iterable[Report],
+    cols: Iterable[str] = SUMMARY_COLS,
+    sort_by: str | None = "throughput_peak",
+    reverse: bool = False,
+    file: TextIO | None = None,
+) -> None:
+    """Print ``reports`` as an aligned text table, sorted by ``sort_by`` (None values last).
+
+    ``sort_by`` is any report field (None keeps the given order); it is shown as
+    the last column when not among ``cols``. Floats show 3 decimals, None "N/A".
+    """
+    rows = list(reports)
+    shown = _check_fields(rows, cols, "column")
+    if sort_by is not None:
+        _check_fields(rows, [sort_by], "sort_by field")
+        rows = _sorted(rows, sort_by, reverse)
+        if sort_by not in shown:
+            shown.append(sort_by)
+    cells = [[_cell(r.get(c)) for c in shown] for r in rows]
+    # Text columns read best left-aligned, numbers right-aligned.
+    left = [all(isinstance(r.get(c), str | None) for r in rows) for c in shown]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(shown)]
+    lines = [shown, ["-" * w for w in widths], *cells]
+    out = file if file is not None else sys.stdout
+    for line in lines:
+        padded = [
+            s.ljust(w) if lj else s.rjust(w) for s, w, lj in zip(line, widths, left, strict=True)
+        ]
+        print("  ".join(padded).rstrip(), file=out)
+
+
+def _sorted(reports: list[Report], field: str, reverse: bool) -> list[Report]:
+    known = [r for r in reports if r.get(field) is not None]
+    missing = [r for r in reports if r.get(field) is None]
+    return sorted(known, key=lambda r: r[field], reverse=reverse) + missing
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "N/A"
+    if isinstance(value, float):
+        # Tiny non-zero values would all print as 0.000.
+        return f"{value:.3f}" if value == 0 or abs(value) >= 0.001 else f"{value:.3g}"
+    return str(value)
+
+
+def write_csv(
+    reports: Iterable[Report],
+    filename: str | os.PathLike[str] | None = None,
+    cols: Iterable[str] | None = None,
+) -> str:
+    """Write ``reports`` as CSV (missing values "N/A"); returns the filename.
+
+    ``cols=None`` writes every field of any report: ``REPORT_FIELDS`` first, then
+    the rest in order of appearance. The default filename is
+    ``{model_name}.results-YYYYmmdd-HHMMSS.csv`` in the current directory; pass the
+    returned name again to rewrite the same file after each config. The write is
+    atomic. An empty list writes only the header.
+    """
+    rows = list(reports)
+    fields = _all_fields(rows) if cols is None else _check_fields(rows, cols, "column")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(fields)
+    for r in rows:
+        writer.writerow(["N/A" if r.get(f) is None else r[f] for f in fields])
+    return _write(buffer.getvalue(), filename, rows, "csv")
+
+
+def write_json(reports: Iterable[Report], filename: str | os.PathLike[str] | None = None) -> str:
+    """Write ``reports`` as a JSON list (missing values null); returns the filename.
+
+    Default filename and atomicity as ``write_csv``. An empty list writes ``[]``.
+    """
+    rows = list(reports)
+    try:
+        text = json.dumps(rows, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as e:
+        raise ReportError(
+            f"Cannot write reports as JSON: {e}. Report values must be JSON types "
+            "(str, int, finite float, bool, None, list, dict); get_reports() makes them so."
+        ) from e
+    return _write(text, filename, rows, "json")
+
+
+def _write(
+    text: str, filename: str | os.PathLike[str] | None, reports: list[Report], ext: str
+) -> str:
+    if filename is None:
+        model_name = str((reports[0].get("model_name") if reports else None) or "model")
+        model_name = model_name.replace("/", "_").replace(os.sep, "_")  # a name, not a path
+        filename = f"{model_name}.results-{time.strftime('%Y%m%d-%H%M%S')}.{ext}"
+    _atomic_write(Path(filename), text)
+    return os.fspath(filename)
+
+
+def _all_fields(reports: list[Report]) -> list[str]:
+    """Every field of any report: REPORT_FIELDS first, then the rest as they appear."""
+    if not reports:  # a header of the standard fields beats an empty file
+        return list(REPORT_FIELDS)
+    seen = dict.fromkeys(f for r in reports for f in r)
+    return [f for f in REPORT_FIELDS if f in seen] + [f for f in seen if f not in REPORT_FIELDS]
+
+
+def _check_fields(reports: list[Report], fields: Iterable[str], what: str) -> list[str]:
+    names = fields.split() if isinstance(fields, str) else list(fields)  # "a b c" works too
+    valid = dict.fromkeys([*REPORT_FIELDS, *_all_fields(reports)])
+    unknown = [f for f in names if f not in valid]
+    if unknown:
+        raise ReportError(
+            f"Unknown {what} {', '.join(map(repr, unknown))}. Valid fields: {', '.join(valid)}."
+        )
+    return names
