@@ -12,6 +12,7 @@ from typing import Any
 from neuronperf_core import __version__, cpu, model_index
 from neuronperf_core.benchmarking.benchmark import benchmark, evaluate, set_verbosity
 from neuronperf_core.cpu import DummyModel
+from neuronperf_core.errors import MetricError, NeuronPerfError, RegistrationError, UnknownNameError
 from neuronperf_core.metrics.base import BaseEvalMetric
 from neuronperf_core.metrics.registry import (
     list_metrics,
@@ -24,7 +25,11 @@ from neuronperf_core.timing import Timer, timestamp_convert
 __all__ = [
     "BaseEvalMetric",
     "DummyModel",
+    "MetricError",
+    "NeuronPerfError",
+    "RegistrationError",
     "Timer",
+    "UnknownNameError",
     "__version__",
     "benchmark",
     "cpu",

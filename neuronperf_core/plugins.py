@@ -158,8 +158,19 @@ class PluginHost:
                     f"it implements {', '.join(unknown)}, which neuronperf does not define; "
                     f"known hooks: {', '.join(sorted(REGISTRATION_HOOKS))}"
                 )
+            wrappers = [
+                impl.function.__name__
+                for c in self.pm.get_hookcallers(plugin) or []
+                for impl in c.get_hookimpls()
+                if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper)
+            ]
+            if wrappers:
+                raise PluginError(
+                    f"{', '.join(wrappers)} is marked as a hook wrapper; registration hooks "
+                    "are plain calls: drop wrapper=True / hookwrapper=True"
+                )
             self._register_from(plugin, info)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit too: a plugin must not end the host
             if info.source == "builtin":
                 raise  # a broken built-in is neuronperf's own bug: never hide it
             self._fail(info, exc)
@@ -208,17 +219,28 @@ def _sorted_entry_points() -> list[EntryPoint]:
 
 
 _host: PluginHost | None = None
-_lock = threading.RLock()
+_loading = False  # plugins are being loaded by this process's first get_host()
+_lock = threading.RLock()  # re-entrant, so a plugin's nested call reaches the check below
 
 
 def get_host() -> PluginHost:
     """The process's plugin host, loading every plugin on the first call."""
-    global _host
+    global _host, _loading
     if _host is None:
         with _lock:
+            if _loading:
+                raise PluginError(
+                    "a plugin called neuronperf (register_metric, list_metrics, ...) while "
+                    "plugins were still loading. Plugins register through the `register` "
+                    "callback their hook receives, not at import time."
+                )
             if _host is None:
-                host = PluginHost()
-                host.load()
+                _loading = True
+                try:
+                    host = PluginHost()
+                    host.load()
+                finally:
+                    _loading = False
                 _host = host
     return _host
 

@@ -54,14 +54,12 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[Entry[T]]:
         return iter(list(self._entries.values()))
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and normalize_name(name) in self._entries
 
-    def check_available(self, names: list[str], provider: str) -> None:
-        """Raise RegistrationError if a name is unusable or taken (naming both providers)."""
+    def check_available(self, names: list[str], provider: str, replace: bool = False) -> None:
+        """Raise RegistrationError if a name is unusable, or taken (naming both providers)
+        unless it is to be replaced."""
         for name in names:
             if not isinstance(name, str) or not normalize_name(name):
                 raise RegistrationError(
@@ -69,7 +67,7 @@ class Registry(Generic[T]):
                     "a name is a string with at least one letter or digit."
                 )
             taken = self._entries.get(normalize_name(name))
-            if taken is not None:
+            if taken is not None and not replace:
                 raise RegistrationError(
                     f"{self.kind} name {name!r} from {provider} is already registered as "
                     f"{taken.name!r} by {taken.provider}. Choose another name, or replace "
@@ -81,8 +79,8 @@ class Registry(Generic[T]):
         name: str,
         value: T,
         *,
-        description: str,
         provider: str,
+        description: str = "",
         aliases: tuple[str, ...] = (),
         options: Mapping[str, Any] | None = None,
         replace: bool = False,
@@ -102,10 +100,9 @@ class Registry(Generic[T]):
         names = [name, *aliases]
         if isinstance(name, str) and len({normalize_name(n) for n in names}) != len(names):
             raise RegistrationError(f"{self.kind} {name!r}: its name and aliases {aliases} repeat")
-        if replace:
-            for n in names:
-                self._remove(n)
-        self.check_available(names, provider)
+        self.check_available(names, provider, replace)  # before anything is removed
+        for n in names if replace else ():
+            self._remove(n)
         entry = Entry(name, value, description, provider, dict(options or {}))
         self._entries[normalize_name(name)] = entry
         for alias in aliases:

@@ -255,10 +255,10 @@ def test_real_torch_tensors() -> None:
         assert cls.aggregate([by_record]) == cls.aggregate([from_numpy])
 
     # bfloat16 (numpy has no such dtype) and half precision
-    metric = PositivePredictiveValue()
+    metric = PositivePredictiveValue(average="micro")  # 3 classes: micro precision = accuracy
     metric.process_batch(logits.detach().to(torch.bfloat16), targets.to(torch.float16))
     metric.process_record(torch.tensor(1.0, dtype=torch.bfloat16), torch.tensor(1))
-    assert PositivePredictiveValue.aggregate([metric]) == 1.0
+    assert PositivePredictiveValue.aggregate([metric]) == 3 / 4
 
     mse, mae = MeanSquaredError(), MeanAbsoluteError()
     preds = torch.tensor([[1.0, 2.0], [3.0, 5.0]], dtype=torch.bfloat16)

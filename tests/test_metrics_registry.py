@@ -7,7 +7,7 @@ import io
 import pytest
 
 import neuronperf as npf
-from neuronperf_core.errors import RegistrationError, UnknownNameError
+from neuronperf_core.errors import MetricError, RegistrationError, UnknownNameError
 from neuronperf_core.metrics.registry import create_metric, get_metric, metric_table
 
 # The guide's table, in its order, with its two wrong formulas corrected.
@@ -139,6 +139,21 @@ def test_replace_true_overrides_a_taken_name():
     assert get_metric("accuracy").provider == "runtime"
 
 
+def test_a_failed_replace_keeps_the_old_entry():
+    with pytest.raises(RegistrationError, match="not usable"):
+        npf.register_metric("Accuracy", MyCustomMetric, aliases=("__",), replace=True)
+    assert get_metric("accuracy").provider == "neuronperf_core.metrics.builtin"
+
+
+def test_the_default_batch_path_checks_its_batches():
+    metric = MyCustomMetric()
+    with pytest.raises(MetricError, match="2 outputs but 3 targets"):
+        metric.process_batch([1, 2], [1, 2, 3])
+    with pytest.raises(MetricError, match="wrap iterators in list"):
+        metric.process_batch(iter([1]), [1])
+    assert metric.processed == 0
+
+
 def test_register_metric_rejects_what_is_not_a_metric_class():
     class NoAggregate(npf.BaseEvalMetric):
         def process_record(self, output=None, target=None):
@@ -157,6 +172,19 @@ def test_register_metric_rejects_what_is_not_a_metric_class():
         npf.register_metric("Thing", NoProcess)
     with pytest.raises(RegistrationError, match="not usable"):
         npf.register_metric("__", MyCustomMetric)
+
+    class NeedsArguments(MyCustomMetric):
+        def __init__(self, k):
+            super().__init__()
+
+    class InstanceAggregate(MyCustomMetric):
+        def aggregate(self, metrics):
+            return 0
+
+    with pytest.raises(RegistrationError, match=r"NeedsArguments\(\) needs k"):
+        npf.register_metric("Thing", NeedsArguments)
+    with pytest.raises(RegistrationError, match="must be a @staticmethod"):
+        npf.register_metric("Thing", InstanceAggregate)
     assert "Thing" not in {row["name"] for row in metric_table()}
 
 

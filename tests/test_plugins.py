@@ -5,14 +5,13 @@ from __future__ import annotations
 import inspect
 import io
 import json
-import textwrap
 
 import pytest
 
 import neuronperf as npf
 from neuronperf_core import hookspecs, plugins
 from neuronperf_core.errors import PluginError, UnknownNameError
-from neuronperf_core.metrics.registry import create_metric, metric_table
+from neuronperf_core.metrics.registry import create_metric, get_metric, metric_table
 
 GOOD_PLUGIN = """
     from neuronperf_core import BaseEvalMetric, hookimpl
@@ -92,21 +91,26 @@ def test_builtins_load_first_and_plugins_in_name_order(fake_site):
 
 
 def test_plugins_load_once_per_process(fake_site):
-    counter = textwrap.dedent(GOOD_PLUGIN) + (
-        "import builtins\nbuiltins.npf_loads = getattr(builtins, 'npf_loads', 0) + 1\n"
+    counting = GOOD_PLUGIN.replace(
+        "    def neuronperf_register_metrics(register):\n",
+        "    def neuronperf_register_metrics(register):\n"
+        "        import builtins\n"
+        "        builtins.npf_hook_calls = getattr(builtins, 'npf_hook_calls', 0) + 1\n",
     )
-    fake_site.add_dist("npf-once", "1", {"once": "npf_once"}, {"npf_once": counter})
+    assert counting != GOOD_PLUGIN
+    fake_site.add_dist("npf-once", "1", {"once": "npf_once"}, {"npf_once": counting})
     import builtins
 
-    builtins.npf_loads = 0
+    builtins.npf_hook_calls = 0
     try:
         host = plugins.get_host()
         assert plugins.get_host() is host
         npf.list_metrics(file=io.StringIO())
         create_metric("CountRecords")
-        assert builtins.npf_loads == 1
+        get_metric("record count")
+        assert builtins.npf_hook_calls == 1
     finally:
-        del builtins.npf_loads
+        del builtins.npf_hook_calls
 
 
 @pytest.mark.parametrize(
@@ -137,8 +141,33 @@ def test_plugins_load_once_per_process(fake_site):
             "@hookimpl\ndef neuronperf_register_metric(register):\n    pass\n",
             "implements neuronperf_register_metric, which neuronperf does not define",
         ),
+        ("raise SystemExit('plugin exits')", "SystemExit: plugin exits"),
+        (
+            "import neuronperf as npf\n"
+            "from neuronperf_core import BaseEvalMetric\n"
+            "class M(BaseEvalMetric):\n"
+            "    def process_record(self, o, t): pass\n"
+            "    @staticmethod\n    def aggregate(m): return 1\n"
+            "npf.register_metric('AtImport', M)\n",
+            "while plugins were still loading",
+        ),
+        (
+            "from neuronperf_core import hookimpl\n"
+            "@hookimpl(wrapper=True)\ndef neuronperf_register_metrics(register):\n"
+            "    return (yield)\n",
+            "is marked as a hook wrapper",
+        ),
     ],
-    ids=["import-error", "hook-raises", "invalid-class", "name-clash", "unknown-hook"],
+    ids=[
+        "import-error",
+        "hook-raises",
+        "invalid-class",
+        "name-clash",
+        "unknown-hook",
+        "system-exit",
+        "reentrant-call",
+        "hook-wrapper",
+    ],
 )
 def test_a_broken_plugin_is_reported_and_skipped(fake_site, source, error_fragment):
     fake_site.add_dist("npf-broken", "0.3", {"broken": "npf_broken"}, {"npf_broken": source})
@@ -193,7 +222,7 @@ def test_a_framework_plugin_is_reachable_as_an_attribute(fake_site):
 
         @hookimpl
         def neuronperf_register_frameworks(register):
-            register("fakefw", FakeFramework(), description="a test double of a framework")
+            register("fakefw", FakeFramework())  # description is optional
     """
     fake_site.add_dist("npf-fakefw", "1", {"fakefw": "npf_fakefw"}, {"npf_fakefw": source})
     assert npf.fakefw.name == "fakefw"
@@ -239,6 +268,29 @@ def test_cli_lists_plugins_with_status_hooks_and_registrations(fake_site):
     assert "metrics: CountRecords" in good_row
     (broken_row,) = [r for r in rows if r.startswith("broken ")]
     assert "failed: RuntimeError: hook exploded" in broken_row
+
+
+def test_cli_lists_metrics_as_json_and_table(fake_site):
+    fake_site.add_dist("npf-good", "2.0.1", {"good": "npf_good"}, {"npf_good": GOOD_PLUGIN})
+    cli = "import sys; from neuronperf_core.cli import main; sys.exit(main({}))"
+    result = fake_site.run(cli.format("['metrics', '--json']"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0] == {
+        "name": "Accuracy",
+        "description": "(TP + TN) / (TP + TN + FP + FN)",
+        "provider": "neuronperf_core.metrics.builtin",
+    }
+    assert {"name": "CountRecords", "description": "records seen", "provider": "good"} in rows
+    assert {
+        "name": "record count",
+        "description": "Alias for CountRecords",
+        "provider": "good",
+    } in (rows)
+    table = fake_site.run(cli.format("['metrics']"))
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == ["Name", "Description"]
+    assert "CountRecords             records seen" in table.stdout
 
 
 def test_listing_plugins_and_metrics_imports_no_torch(fake_site):

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from neuronperf_core.errors import RegistrationError
+from neuronperf_core.errors import MetricError, RegistrationError
 
 
 class BaseEvalMetric(ABC):
@@ -31,9 +31,14 @@ class BaseEvalMetric(ABC):
         written for the guide works unchanged; built-ins override it with a
         vectorised version.
         """
+        if not (hasattr(outputs, "__len__") and hasattr(targets, "__len__")):
+            raise MetricError(
+                f"process_batch needs sized batches (lists, arrays, tensors), got "
+                f"{type(outputs).__name__} and {type(targets).__name__}; wrap iterators in list()."
+            )
         n_outputs, n_targets = len(outputs), len(targets)
         if n_outputs != n_targets:
-            raise ValueError(
+            raise MetricError(
                 f"process_batch got {n_outputs} outputs but {n_targets} targets: "
                 "pass one target per output (the batch dimension must match)."
             )
@@ -64,4 +69,23 @@ def validate_metric_class(name: str, metric_class: Any) -> None:
         raise RegistrationError(
             f"metric {name!r}: {metric_class.__qualname__} does not define the static method "
             "aggregate(metrics), which merges the workers' instances into one result."
+        )
+    if not isinstance(
+        inspect.getattr_static(metric_class, "aggregate"), (staticmethod, classmethod)
+    ):
+        raise RegistrationError(
+            f"metric {name!r}: {metric_class.__qualname__}.aggregate must be a @staticmethod "
+            "(it receives every worker's instance, not one): add @staticmethod above it."
+        )
+    required = [
+        p.name
+        for p in inspect.signature(metric_class).parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    if required:
+        raise RegistrationError(
+            f"metric {name!r}: {metric_class.__qualname__}() needs {', '.join(required)}, but "
+            "each worker constructs its metrics without arguments. Give them defaults; "
+            "register_metric_from_existing() then registers variants with other values."
         )

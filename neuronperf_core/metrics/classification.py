@@ -6,7 +6,8 @@ label. ``process_batch`` takes (N,) labels or (N, C) scores and (N,) targets.
 
 State is sufficient statistics (counts), so instances that saw different
 shards merge exactly in ``aggregate``. Averages follow scikit-learn:
-``"binary"`` scores ``pos_label`` against every other label, ``"micro"``
+``"binary"`` (two labels at most, as scikit-learn) scores ``pos_label``
+against the other label, ``"micro"``
 applies the formula to the counts summed over classes, ``"macro"`` is the
 unweighted mean of per-class (one-vs-rest) values and ``"weighted"`` weights
 them by support; the classes are every label seen in targets or predictions.
@@ -320,6 +321,14 @@ class ConfusionMatrixMetric(BaseEvalMetric):
         labels = sorted(pred_d.keys() | true_d.keys())
         if self.average == "binary":
             pos = self.pos_label
+            if len(labels) > 2:  # as scikit-learn: one class's score is not the multiclass score
+                shown = labels if len(labels) <= 10 else [*labels[:10], "..."]
+                raise MetricError(
+                    f"{name}: the data is multiclass (labels {shown}) but average='binary' "
+                    f"scores only pos_label={pos}. Register a multiclass variant, e.g. "
+                    f"npf.register_metric_from_existing({name!r}, '{name.lower()}_macro', "
+                    "average='macro') (or 'micro' / 'weighted'), and evaluate with that name."
+                )
             if pos not in pred_d and pos not in true_d and len(labels) >= 2:
                 shown = labels if len(labels) <= 10 else [*labels[:10], "..."]
                 raise MetricError(
