@@ -7,6 +7,12 @@ Framework submodules (``npf.torch``) come from plugin distributions
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any
 
 from neuronperf_core import __version__, cpu, model_index
@@ -47,17 +53,57 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # npf.<framework>: whatever the plugin registered under that framework name.
-    if name.startswith("_"):
-        raise AttributeError(f"module 'neuronperf' has no attribute {name!r}")
+def framework(name: str) -> ModuleType:
+    """The user-facing module of framework ``name`` (``npf.torch``), imported on first use."""
     from neuronperf_core.plugins import get_host
 
-    frameworks = get_host().frameworks
-    if name in frameworks:
-        return frameworks.get(name).value
-    raise AttributeError(
-        f"module 'neuronperf' has no attribute {name!r}. If {name!r} is a framework, install "
-        f"its plugin distribution (for PyTorch: pip install neuronperf-torch); "
-        "`neuronperf plugins` lists the installed ones."
+    module = importlib.import_module(get_host().frameworks.get(name).value)
+    sys.modules[f"{__name__}.{name}"] = module  # `import neuronperf.torch` finds it too
+    return module
+
+
+def _missing_framework(name: str) -> str:
+    return (
+        f"neuronperf has no framework {name!r}. Framework submodules come from plugin "
+        f"distributions: for PyTorch, pip install neuronperf-torch. `neuronperf plugins` "
+        "lists the installed ones (and any that failed to load)."
     )
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from neuronperf_core.plugins import get_host
+
+    if name in get_host().frameworks:
+        return framework(name)
+    raise AttributeError(_missing_framework(name))
+
+
+class _FrameworkFinder(importlib.abc.MetaPathFinder):
+    """Makes ``import neuronperf.torch`` import the module the torch plugin registered."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> ModuleSpec | None:
+        package, _, name = fullname.partition(".")
+        if package != __name__ or not name or "." in name or name.startswith("_"):
+            return None
+        from neuronperf_core.plugins import get_host
+
+        if name not in get_host().frameworks:
+            raise ModuleNotFoundError(_missing_framework(name), name=fullname)
+        return importlib.util.spec_from_loader(fullname, _FrameworkLoader(name))
+
+
+class _FrameworkLoader(importlib.abc.Loader):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        return framework(self.name)  # the plugin's module itself, not a copy
+
+    def exec_module(self, module: ModuleType) -> None:
+        pass  # already executed by its own import
+
+
+if not any(isinstance(f, _FrameworkFinder) for f in sys.meta_path):
+    sys.meta_path.append(_FrameworkFinder())  # last: real submodules (neuronperf.cpu) win

@@ -45,7 +45,7 @@ class RegisterMetric(Protocol):
 
 
 class RegisterFramework(Protocol):
-    def __call__(self, name: str, framework: Any, *, description: str = "") -> None: ...
+    def __call__(self, name: str, module_path: str, *, description: str = "") -> None: ...
 
 
 class RegisterRunner(Protocol):
@@ -74,12 +74,14 @@ def neuronperf_register_metrics(register: RegisterMetric) -> None:
 def neuronperf_register_frameworks(register: RegisterFramework) -> None:
     """Register model frameworks (torch, ...).
 
-    Call ``register(name, framework, description=...)`` once per framework.
-    ``framework`` knows how to compile, save, load and call a model of that
-    framework (and which devices it supports); it never times anything.
-    ``neuronperf.<name>`` (``npf.torch``) resolves to the registered
-    framework's user-facing module. The framework interface itself is defined
-    with the benchmark engine.
+    Call ``register(name, module_path, description=...)`` once per framework.
+    ``module_path`` is the import path of the framework's user-facing module
+    (``"neuronperf_torch.api"``), imported on the first use of
+    ``neuronperf.<name>`` (``npf.torch``, ``import neuronperf.torch``), so
+    registering imports nothing heavy. That module offers ``compile``,
+    ``benchmark`` and ``evaluate`` for its framework: it knows how to compile,
+    save, load and call a model and which devices it supports, and passes a
+    ``load_fn`` to ``neuronperf.benchmark``; it never times anything itself.
 
     Returns nothing. Called once per process, with the other registration hooks.
     """

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import pluggy
 
 from neuronperf_core import __version__, hookspecs
-from neuronperf_core.errors import PluginError
+from neuronperf_core.errors import PluginError, RegistrationError
 from neuronperf_core.metrics.base import BaseEvalMetric, validate_metric_class
 from neuronperf_core.registry import Registry
 
@@ -80,6 +80,17 @@ class PluginInfo:
         return asdict(self)
 
 
+def _validate_framework(name: str, module_path: Any) -> None:
+    if not isinstance(module_path, str) or not all(
+        part.isidentifier() for part in module_path.split(".")
+    ):
+        raise RegistrationError(
+            f"framework {name!r}: register the import path of its user-facing module "
+            f"(e.g. 'neuronperf_torch.api'), got {module_path!r}; it is imported on first use "
+            "so that discovering plugins stays cheap."
+        )
+
+
 def strict_mode() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -101,7 +112,7 @@ class PluginHost:
             "npf.list_metrics() (or `neuronperf metrics`) lists every metric and "
             "npf.register_metric() adds your own. ",
         )
-        self.frameworks: Registry[Any] = Registry("framework")
+        self.frameworks: Registry[str] = Registry("framework", _validate_framework)
         self.runners: Registry[Any] = Registry("runner")
         self._strict = strict_mode()
 

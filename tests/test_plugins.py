@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import sys
 
 import pytest
 
@@ -213,25 +214,56 @@ def test_disabled_entry_points_are_blocked_and_never_imported(fake_site, monkeyp
     assert "CountRecords" not in plugins.get_host().metrics
 
 
-def test_a_framework_plugin_is_reachable_as_an_attribute(fake_site):
-    source = """
-        from neuronperf_core import hookimpl
+FRAMEWORK_PLUGIN = """
+    from neuronperf_core import hookimpl
 
-        class FakeFramework:
-            name = "fakefw"
+    @hookimpl
+    def neuronperf_register_frameworks(register):
+        register("fakefw", "npf_fakefw_api")  # description is optional
+"""
 
-        @hookimpl
-        def neuronperf_register_frameworks(register):
-            register("fakefw", FakeFramework())  # description is optional
-    """
-    fake_site.add_dist("npf-fakefw", "1", {"fakefw": "npf_fakefw"}, {"npf_fakefw": source})
-    assert npf.fakefw.name == "fakefw"
+
+def test_a_framework_plugin_is_an_attribute_and_a_submodule(fake_site):
+    fake_site.add_dist(
+        "npf-fakefw",
+        "1",
+        {"fakefw": "npf_fakefw"},
+        {"npf_fakefw": FRAMEWORK_PLUGIN, "npf_fakefw_api": "def benchmark():\n    return 'ran'\n"},
+    )
+    assert "npf_fakefw_api" not in sys.modules  # registering imports nothing
+    assert npf.fakefw.benchmark() == "ran"
     assert plugin_named("fakefw").registered == {"frameworks": ["fakefw"]}
+    import neuronperf.fakefw
+    from neuronperf.fakefw import benchmark
+
+    assert neuronperf.fakefw is sys.modules["npf_fakefw_api"] and benchmark() == "ran"
 
 
-def test_a_missing_framework_says_what_to_install():
+def test_import_of_a_framework_submodule_works_without_attribute_access_first(fake_site):
+    fake_site.add_dist(
+        "npf-fakefw",
+        "1",
+        {"fakefw": "npf_fakefw"},
+        {"npf_fakefw": FRAMEWORK_PLUGIN, "npf_fakefw_api": "NAME = 'fake'\n"},
+    )
+    result = fake_site.run("import neuronperf.fakefw as fw; print(fw.NAME)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "fake"
+
+
+def test_a_missing_framework_says_what_to_install(monkeypatch):
+    monkeypatch.delitem(sys.modules, "neuronperf.torch", raising=False)
     with pytest.raises(AttributeError, match="pip install neuronperf-torch"):
         npf.torch  # noqa: B018
+    with pytest.raises(ModuleNotFoundError, match="pip install neuronperf-torch"):
+        import neuronperf.torch  # noqa: F401
+
+
+def test_a_framework_must_be_registered_as_a_module_path(fake_site):
+    source = FRAMEWORK_PLUGIN.replace('"npf_fakefw_api"', "object()")
+    fake_site.add_dist("npf-badfw", "1", {"badfw": "npf_badfw"}, {"npf_badfw": source})
+    with pytest.warns(plugins.PluginWarning, match="register the import path"):
+        assert plugin_named("badfw").status == "failed"
 
 
 def test_unknown_framework_lookup_lists_known_names():
