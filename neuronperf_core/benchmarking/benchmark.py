@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +139,10 @@ def benchmark(
         )
         config_inputs = [None] * len(configs)
     else:
-        if eval_target_col is not None:
+        if eval_target_col is not None or dataset_loader_fn is not None:
+            name = "eval_target_col" if eval_target_col is not None else "dataset_loader_fn"
             raise BenchmarkArgumentError(
-                "eval_target_col only applies when evaluating: pass eval_metrics=[...] too."
+                f"{name} only applies when evaluating a dataset: pass eval_metrics=[...] too."
             )
         config_inputs = match_inputs(inputs, configs, batch_list)
     plan = sweep(
@@ -155,6 +156,13 @@ def benchmark(
         duration=float(duration),
         max_infers=max_infers,
     )
+    if evaluating and len(plan) > 1 and isinstance(dataset, Iterator):
+        raise BenchmarkArgumentError(
+            f"the evaluation dataset is an iterator ({type(inputs).__name__}), which can be read "
+            f"only once, but the sweep has {len(plan)} configs: pass a dataset that can be "
+            "iterated again (a list, or an object whose __iter__ starts over), or one value "
+            "of n_models and workers_per_model for one model config."
+        )
     jobs = [
         Job(
             config=config,

@@ -92,19 +92,24 @@ def model_configs(
                 )
             )
         return index["model_name"], configs
-    if len(batch_sizes or [1]) > 1 or len(pipeline_sizes or [1]) > 1 or len(cast_modes or [0]) > 1:
+    if len(pipeline_sizes or [1]) > 1 or len(cast_modes or [0]) > 1:
         raise BenchmarkArgumentError(
-            f"{model_filename} is one model file, compiled for one batch size, pipeline size and "
-            "cast mode; pass one value of each, or a model index (.json) that holds several."
+            f"{model_filename} is one model file, compiled for one pipeline size and cast mode; "
+            "pass one value of each, or a model index (.json) that holds several."
         )
-    config = {
-        "filename": str(model_filename),
-        "input_idx": 0,
-        "batch_size": (batch_sizes or [1])[0],
-        "pipeline_size": (pipeline_sizes or [1])[0],
-        "cast_mode": (cast_modes or [None])[0],
-    }
-    return Path(model_filename).stem, [config]
+    # One model for several batch sizes: a model that takes any batch (a Python
+    # callable, a dynamic-batch artifact); input i goes with batch_sizes[i].
+    configs = [
+        {
+            "filename": str(model_filename),
+            "input_idx": i,
+            "batch_size": batch_size,
+            "pipeline_size": (pipeline_sizes or [1])[0],
+            "cast_mode": (cast_modes or [None])[0],
+        }
+        for i, batch_size in enumerate(batch_sizes or [1])
+    ]
+    return Path(model_filename).stem, configs
 
 
 def match_inputs(
@@ -117,6 +122,12 @@ def match_inputs(
     anything that is not a list is the one input of every config.
     """
     if not isinstance(inputs, list):
+        sizes = sorted({c["batch_size"] for c in configs})
+        if len(sizes) > 1:
+            raise BenchmarkArgumentError(
+                f"one input for configs of batch sizes {sizes}: pass a list with one input per "
+                "batch size, or batch_sizes=[...] naming the one this input is for."
+            )
         return [inputs] * len(configs)
     if not inputs:
         raise BenchmarkArgumentError("inputs is an empty list: pass one input per batch size.")

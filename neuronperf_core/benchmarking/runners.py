@@ -39,6 +39,7 @@ from neuronperf_core.benchmarking.worker import (
     Stop,
     WorkerResult,
     calibrate_overhead_ns,
+    copy_rows,
     load_copy,
     run_worker,
     worker_rows,
@@ -95,7 +96,7 @@ def _run_workers(
 
     def work(worker_id: int) -> None:
         shard = copy.copy_id * per_copy + worker_id
-        worker_input = rows if rows is not None else worker_rows(job, job.dataset, shard, n_shards)
+        worker_input = rows if rows is not None else worker_rows(job, shard, n_shards)
         while time.perf_counter_ns() < start_ns:  # a shared start, even across processes
             time.sleep(min(0.001, max(0.0, (start_ns - time.perf_counter_ns()) / 1e9)))
         try:
@@ -177,27 +178,37 @@ class ThreadsRunner:
         start_ns = time.perf_counter_ns() + START_DELAY_NS
         stop = Stop(_deadline(job, start_ns))
         outcome: list[list[WorkerResult] | BaseException] = []
+        # Events, not Thread.join: a Ctrl-C that interrupts join() can leave a running
+        # thread marked as stopped (CPython 3.11), and the results would be read too early.
+        done = [threading.Event() for _ in copies]
 
-        def run_copy(copy: ModelCopy) -> None:
+        def run_copy(copy: ModelCopy, copy_done: threading.Event) -> None:
             try:
                 outcome.append(_run_workers(job, copy, shared, stop, start_ns))
             except BaseException as exc:
                 outcome.append(exc)
+            finally:
+                copy_done.set()
 
-        threads = [threading.Thread(target=run_copy, args=(c,)) for c in copies]
+        threads = [
+            threading.Thread(target=run_copy, args=(c, d))
+            for c, d in zip(copies, done, strict=True)
+        ]
         sampler.start()
         for thread in threads:
             thread.start()
         status, error = "finished", None
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.1)  # wake up for Ctrl-C
+            for copy_done in done:
+                while not copy_done.wait(0.1):  # wake up for Ctrl-C
+                    pass
         except KeyboardInterrupt:
             stop.now()
-            for thread in threads:
-                thread.join()
+            for copy_done in done:
+                copy_done.wait()
             status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+        for thread in threads:
+            thread.join()
         stats = sampler.stop()
         workers: list[WorkerResult] = []
         for item in outcome:
@@ -219,7 +230,7 @@ def _copy_process(job: Job, copy_id: int, conn: Connection) -> None:
         conn.send(("ready", calibrate_overhead_ns()))
         _, start_ns = conn.recv()
         stop = Stop(_deadline(job, start_ns))
-        workers = _run_workers(job, copy, None, stop, start_ns)
+        workers = _run_workers(job, copy, copy_rows(job, copy_id), stop, start_ns)
         conn.send(("done", copy.info(), workers))
     except BaseException as exc:
         conn.send(("error", _error_text(exc), traceback.format_exc()))
@@ -295,29 +306,27 @@ class ProcessRunner:
     def _collect(conns: list[Connection], processes: list[Any]) -> list[tuple[Any, ...]] | Failure:
         """The next message of every child, in copy order, or the first failure."""
         messages: dict[int, tuple[Any, ...]] = {}
+        sentinels = [p.sentinel for p in processes]
         while len(messages) < len(conns):
             waiting = [c for i, c in enumerate(conns) if i not in messages]
-            sentinels = [p.sentinel for i, p in enumerate(processes) if i not in messages]
-            for ready in wait(waiting + sentinels):
-                if ready in conns:
-                    index = conns.index(ready)
-                    try:
-                        message = conns[index].recv()
-                    except EOFError:
-                        continue  # the process ended: its sentinel says how
-                    if message[0] == "error":
-                        logger.debug("model copy %d failed:\n%s", index, message[2])
-                        return Failure("error", f"model copy {index} failed: {message[1]}")
-                    messages[index] = message
-                else:
-                    index = [p.sentinel for p in processes].index(ready)
-                    if index in messages:
-                        continue
-                    process = processes[index]
-                    process.join()
-                    if conns[index].poll():
-                        continue  # its last message is still in the pipe
-                    return _death_message(index, process.exitcode)
+            ended = [s for i, s in enumerate(sentinels) if i not in messages]
+            for ready in wait(waiting + ended):
+                index = conns.index(ready) if ready in conns else sentinels.index(ready)
+                if index in messages:
+                    continue
+                if ready is not conns[index]:  # the process ended
+                    processes[index].join()
+                    if not conns[index].poll():
+                        return _death_message(index, processes[index].exitcode)
+                try:
+                    message = conns[index].recv()
+                except EOFError:  # it ended without a word (killed, say)
+                    processes[index].join()
+                    return _death_message(index, processes[index].exitcode)
+                if message[0] == "error":
+                    logger.debug("model copy %d failed:\n%s", index, message[2])
+                    return Failure("error", f"model copy {index} failed: {message[1]}")
+                messages[index] = message
         return [messages[i] for i in range(len(conns))]
 
 

@@ -276,13 +276,14 @@ def full_loop(
     return count, t4
 
 
-def worker_rows(job: Job, source: Iterable[Any] | None, shard: int, n_shards: int) -> Iterator[Any]:
-    """The rows one worker reads: its shard of the dataset, or the fixed input forever."""
-    if source is None:
+def worker_rows(job: Job, shard: int, n_shards: int) -> Iterator[Any]:
+    """The rows a worker reads on its own: the fixed input forever, or the shard its
+    ``dataset_loader_fn`` gives it (without one, a copy's workers share ``copy_rows``)."""
+    if job.dataset is None:
         return itertools.repeat(job.model_input)
-    if job.dataset_loader_fn is not None:
-        return iter(job.dataset_loader_fn(source, shard, n_shards))
-    return itertools.islice(iter(source), shard, None, n_shards)
+    if job.dataset_loader_fn is None:
+        raise RuntimeError("a dataset without dataset_loader_fn is read through shared rows")
+    return iter(job.dataset_loader_fn(job.dataset, shard, n_shards))
 
 
 class SharedRows:
@@ -298,6 +299,18 @@ class SharedRows:
     def __next__(self) -> Any:
         with self._lock:
             return next(self._rows)
+
+
+def copy_rows(job: Job, copy_id: int) -> SharedRows | None:
+    """The rows one copy's workers share: the copy's shard of the dataset, each row read once.
+
+    Workers share one iterator because a one-shot dataset (a generator) cannot be
+    iterated by several of them at once. None without a dataset, or when
+    ``dataset_loader_fn`` shards it per worker.
+    """
+    if job.dataset is None or job.dataset_loader_fn is not None:
+        return None
+    return SharedRows(itertools.islice(iter(job.dataset), copy_id, None, job.config.n_models))
 
 
 def calibrate_overhead_ns(samples_capacity: int = CALIBRATION_INFERS) -> float:
@@ -323,7 +336,10 @@ def run_worker(
     """One worker's whole timed run on ``copy``."""
     metrics = [cls(**options) for _, cls, options in job.metrics]
     simple = not job.evaluating and job.preprocess_fn is None and job.postprocess_fn is None
-    samples = _Samples(min(job.max_samples, limit), 2 if simple else 5)
+    # Halving keeps samples evenly spaced only from a buffer of even size; a buffer
+    # that holds the whole run never halves.
+    capacity = limit if limit <= job.max_samples else job.max_samples - job.max_samples % 2
+    samples = _Samples(capacity, 2 if simple else 5)
     if simple:
         count, last_end = fast_loop(copy.model, job.model_input, stop, limit, samples)
     else:
