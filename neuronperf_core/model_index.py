@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.files import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
@@ -140,7 +141,7 @@ def save(
     target = Path(root_dir, filename) if root_dir is not None else Path(filename)
     path = _absolute(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, _to_json(data, path))
+    atomic_write(path, _to_json(data, path))
     return os.fspath(target)
 
 
@@ -371,36 +372,6 @@ def _to_json(data: IndexDict, path: Path) -> str:
             f"Cannot save model index {os.fspath(path)!r}: {e}. Config values must be JSON "
             "types (str, int, float, bool, None, list, dict); convert numpy scalars with .item()."
         ) from e
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a crash leaves either the old file or the new."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # same folder: same disk
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); best effort where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- copy and delete

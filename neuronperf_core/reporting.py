@@ -50,7 +50,7 @@ from neuronperf_core.benchmarking.results import PHASES, RawResult
 from neuronperf_core.errors import NeuronPerfError
 
 # The one atomic-write helper of the package (temp file in the same folder + os.replace).
-from neuronperf_core.model_index import _atomic_write
+from neuronperf_core.files import atomic_write
 
 __all__ = [
     "PERCENTILE_METHOD",
@@ -417,7 +417,7 @@ def _write(
         model_name = str((reports[0].get("model_name") if reports else None) or "model")
         model_name = model_name.replace("/", "_").replace(os.sep, "_")  # a name, not a path
         filename = f"{model_name}.results-{time.strftime('%Y%m%d-%H%M%S')}.{ext}"
-    _atomic_write(Path(filename), text)
+    atomic_write(Path(filename), text)
     return os.fspath(filename)
 
 
