@@ -10,9 +10,18 @@ import nox
 
 nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv does not
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "tests_with_torch", "plugins_installed", "lint", "typecheck"]
+nox.options.sessions = [
+    "tests",
+    "tests_with_torch",
+    "plugins_installed",
+    "metrics_extra",
+    "metrics_extra_with_torch",
+    "lint",
+    "typecheck",
+]
 
 SAMPLE_PLUGIN = "tests/fixtures/sample_plugin"
+METRICS_EXTRA = "plugins/neuronperf_metrics_extra"
 TORCH = "torch==2.13.0"  # pinned: a CPU build on local disk; a bare "torch" pulls GBs of CUDA
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
@@ -49,6 +58,26 @@ def plugins_installed(session: nox.Session) -> None:
         *session.posargs,
         env={"NEURONPERF_EXPECT_SAMPLE_PLUGIN": "1"},
     )
+
+
+@nox.session
+def metrics_extra(session: nox.Session) -> None:
+    """neuronperf-metrics-extra installed as a real distribution beside the core, and a
+    third-party metric package that a test pip-installs into this venv and removes again."""
+    session.install(".", f"./{METRICS_EXTRA}[test]", "setuptools>=77")
+    session.run(
+        "pytest",
+        f"{METRICS_EXTRA}/tests",
+        *session.posargs,
+        env={"NEURONPERF_TEST_PIP_INSTALL": "1"},
+    )
+
+
+@nox.session
+def metrics_extra_with_torch(session: nox.Session) -> None:
+    """The same beside torch: tensors as inputs, torchmetrics as a reference."""
+    session.install(".", f"./{METRICS_EXTRA}[test]", TORCH, "torchmetrics")
+    session.run("pytest", f"{METRICS_EXTRA}/tests", *session.posargs)
 
 
 @nox.session

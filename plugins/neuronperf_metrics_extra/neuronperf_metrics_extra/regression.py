@@ -1,0 +1,343 @@
+"""Regression metrics: RootMeanSquaredError, MeanAbsolutePercentageError, MaxError,
+R2Score, ExplainedVariance and PearsonCorrelation.
+
+Inputs, as for the core's MeanSquaredError: a record's output and target are
+scalars or arrays of one shape; ``process_batch`` takes arrays whose leading
+axis N is the record axis: (N,) for scalar records, (N, ...) for array records.
+Nothing is broadcast: shapes must match.
+
+- RootMeanSquaredError, MeanAbsolutePercentageError, MaxError: over every
+  element of every record. For records of several elements this is
+  torchmetrics' convention; scikit-learn's RMSE would instead average the RMSE
+  of each output.
+- R2Score, ExplainedVariance: per output (each element position of a record
+  is one output), then the plain mean over outputs: scikit-learn's default
+  ``multioutput="uniform_average"``.
+- PearsonCorrelation: scalar records only.
+
+State is sums, a maximum, or streaming means and centred sums of squares
+merged with Chan's update (``_moments``), so it is constant in the number of
+records, and instances that saw different shards merge exactly (up to float
+rounding) in ``aggregate``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neuronperf_core.errors import MetricError
+from neuronperf_core.metrics._inputs import (
+    check_finite,
+    metric_instances,
+    nothing_processed,
+    regression_pair,
+)
+from neuronperf_core.metrics.base import BaseEvalMetric
+from neuronperf_core.metrics.classification import UndefinedMetricWarning
+from neuronperf_core.metrics.regression import MeanSquaredError
+from neuronperf_metrics_extra._moments import CoMoments, Moments
+
+__all__ = [
+    "ExplainedVariance",
+    "MaxError",
+    "MeanAbsolutePercentageError",
+    "PearsonCorrelation",
+    "R2Score",
+    "RootMeanSquaredError",
+]
+
+FloatArray = NDArray[np.float64]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _check_result(value: float, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
+    """Raise a clear MetricError if ``value`` is not finite: NaN or infinity in, or overflow."""
+    if math.isfinite(value):
+        return
+    check_finite(out, where, "outputs")
+    check_finite(tgt, where, "targets")
+    raise MetricError(
+        f"{where}: the result overflowed float64 (values too large); expected values whose "
+        "errors fit in float64. Rescale outputs and targets."
+    )
+
+
+class RootMeanSquaredError(MeanSquaredError):
+    """sqrt(sum((y - x)^2) / n) over every element of every record: the square root of
+    the core's MeanSquaredError, whose state and input handling it shares."""
+
+    formula = "sqrt(sum((y - x)^2) / n)"
+
+    @classmethod
+    def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
+        """The square root of the merged mean squared error."""
+        return math.sqrt(super().aggregate(metrics))
+
+
+class MeanAbsolutePercentageError(BaseEvalMetric):
+    """sum(|y - x| / max(|y|, eps)) / n over every element of every record
+    (scikit-learn's ``mean_absolute_percentage_error``): a fraction, not a
+    percentage; eps = 2.2e-16 keeps a zero target finite (and huge)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0.0  # sum of |y - x| / max(|y|, eps)
+        self.count = 0  # elements scored
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        where = "MeanAbsolutePercentageError.process_record"
+        out, tgt = regression_pair(output, target, where, batch=False)
+        self._add(out.reshape(-1), tgt.reshape(-1), where)  # a scalar as a 1-element array
+
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        where = "MeanAbsolutePercentageError.process_batch"
+        self._add(*regression_pair(outputs, targets, where, batch=True), where)
+
+    def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
+            error = np.subtract(out, tgt, dtype=np.float64)
+            np.abs(error, out=error)
+            scale = np.abs(tgt, dtype=np.float64)
+            error /= np.maximum(scale, _EPS, out=scale)
+            total = float(error.sum())
+        _check_result(total, out, tgt, where)
+        self.total += total
+        self.count += int(error.size)
+
+    @classmethod
+    def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
+        """The mean relative error over the elements of all instances."""
+        items = metric_instances(cls, metrics)
+        count = sum(m.count for m in items)
+        if count == 0:
+            raise nothing_processed(cls.__name__)
+        return math.fsum(m.total for m in items) / count
+
+
+class MaxError(BaseEvalMetric):
+    """max(|y - x|) over every element of every record (scikit-learn's ``max_error``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0.0  # the largest absolute error so far
+        self.count = 0  # elements scored
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        where = "MaxError.process_record"
+        out, tgt = regression_pair(output, target, where, batch=False)
+        self._add(out.reshape(-1), tgt.reshape(-1), where)  # a scalar as a 1-element array
+
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        where = "MaxError.process_batch"
+        self._add(*regression_pair(outputs, targets, where, batch=True), where)
+
+    def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
+            error = np.subtract(out, tgt, dtype=np.float64)
+            largest = float(np.abs(error, out=error).max())
+        _check_result(largest, out, tgt, where)
+        self.largest = max(self.largest, largest)
+        self.count += int(error.size)
+
+    @classmethod
+    def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
+        """The largest absolute error over all instances."""
+        items = metric_instances(cls, metrics)
+        if sum(m.count for m in items) == 0:
+            raise nothing_processed(cls.__name__)
+        return max(m.largest for m in items)
+
+
+def _as_columns(
+    output: Any, target: Any, where: str, *, batch: bool
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Outputs and targets as (N, D) arrays: a row per record, a column per output."""
+    out, tgt = regression_pair(output, target, where, batch=batch)
+    n = out.shape[0] if batch else 1
+    return out.reshape(n, -1), tgt.reshape(n, -1)
+
+
+def _check_width(width: int | None, new: int, where: str) -> None:
+    """Every record must have as many outputs as the ones before."""
+    if width is not None and width != new:
+        raise MetricError(
+            f"{where}: records have {new} element(s), earlier ones {width}; expected every "
+            "record to have the same shape."
+        )
+
+
+def _undefined_for_one_record(name: str) -> float:
+    warnings.warn(
+        f"{name} is undefined for a single record; returning NaN.",
+        UndefinedMetricWarning,
+        stacklevel=3,
+    )
+    return math.nan
+
+
+def _one_minus_ratio(numerator: FloatArray, denominator: FloatArray) -> float:
+    """mean(1 - numerator / denominator) over outputs, with scikit-learn's force_finite
+    rule for a constant target: 1.0 if the numerator is 0 too, else 0.0."""
+    scores = np.ones_like(numerator)
+    defined = denominator != 0
+    scores[defined] = 1.0 - numerator[defined] / denominator[defined]
+    scores[~defined & (numerator != 0)] = 0.0
+    return float(scores.mean())
+
+
+class R2Score(BaseEvalMetric):
+    """The coefficient of determination 1 - sum((y - x)^2) / sum((y - mean(y))^2)
+    (scikit-learn's ``r2_score``): per output, averaged over outputs. A constant
+    target scores 1.0 if predicted exactly, else 0.0 (scikit-learn's force_finite).
+
+    State per output: the sum of squared residuals, and the count, mean and M2
+    of the targets.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.squares = np.zeros(0)  # sum((y - x)^2) per output
+        self.targets = Moments()
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        where = "R2Score.process_record"
+        self._add(*_as_columns(output, target, where, batch=False), where)
+
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        where = "R2Score.process_batch"
+        self._add(*_as_columns(outputs, targets, where, batch=True), where)
+
+    def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
+        _check_width(self.targets.width, out.shape[1], where)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
+            buffer = np.subtract(tgt, out, dtype=np.float64)  # the one temporary array
+            squares = np.einsum("ij,ij->j", buffer, buffer)
+            targets = Moments.of(tgt.astype(np.float64, copy=False), scratch=buffer)
+        if not (np.isfinite(squares).all() and targets.is_finite()):
+            _check_result(math.inf, out, tgt, where)
+        self.squares = squares if self.targets.count == 0 else self.squares + squares
+        self.targets.merge(targets)
+
+    @classmethod
+    def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
+        """Merge the sums and moments of all instances; the mean R^2 over outputs."""
+        items = [m for m in metric_instances(cls, metrics) if m.targets.count]
+        if not items:
+            raise nothing_processed(cls.__name__)
+        targets = Moments()
+        for item in items:
+            _check_width(targets.width, item.targets.mean.shape[0], f"{cls.__name__}.aggregate")
+            targets.merge(item.targets)
+        if targets.count < 2:
+            return _undefined_for_one_record(cls.__name__)
+        squares = np.sum([m.squares for m in items], axis=0)
+        return _one_minus_ratio(squares, targets.m2)
+
+
+class ExplainedVariance(BaseEvalMetric):
+    """1 - Var(y - x) / Var(y) (scikit-learn's ``explained_variance_score``): per
+    output, averaged over outputs; like R2Score but blind to a constant bias.
+
+    State per output: the count, mean and M2 of the residuals and of the targets.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.residuals = Moments()  # of y - x
+        self.targets = Moments()  # of y
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        where = "ExplainedVariance.process_record"
+        self._add(*_as_columns(output, target, where, batch=False), where)
+
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        where = "ExplainedVariance.process_batch"
+        self._add(*_as_columns(outputs, targets, where, batch=True), where)
+
+    def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
+        _check_width(self.targets.width, out.shape[1], where)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
+            buffer = np.subtract(tgt, out, dtype=np.float64)  # the one temporary array
+            residuals = Moments.of(buffer, scratch=buffer)
+            targets = Moments.of(tgt.astype(np.float64, copy=False), scratch=buffer)
+        if not (residuals.is_finite() and targets.is_finite()):
+            _check_result(math.inf, out, tgt, where)
+        self.residuals.merge(residuals)
+        self.targets.merge(targets)
+
+    @classmethod
+    def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
+        """Merge the moments of all instances; the mean explained variance over outputs."""
+        items = [m for m in metric_instances(cls, metrics) if m.targets.count]
+        if not items:
+            raise nothing_processed(cls.__name__)
+        residuals, targets = Moments(), Moments()
+        for item in items:
+            _check_width(targets.width, item.targets.mean.shape[0], f"{cls.__name__}.aggregate")
+            residuals.merge(item.residuals)
+            targets.merge(item.targets)
+        if targets.count < 2:
+            return _undefined_for_one_record(cls.__name__)
+        return _one_minus_ratio(residuals.m2, targets.m2)
+
+
+class PearsonCorrelation(BaseEvalMetric):
+    """Pearson's r between outputs and targets, cov(x, y) / (std(x) std(y))
+    (scipy's ``pearsonr``), for scalar records. NaN, with a warning, when
+    outputs or targets are constant (as in scipy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.moments = CoMoments()  # x: outputs, y: targets
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        where = "PearsonCorrelation.process_record"
+        self._add(*_as_columns(output, target, where, batch=False), where)
+
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        where = "PearsonCorrelation.process_batch"
+        self._add(*_as_columns(outputs, targets, where, batch=True), where)
+
+    def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
+        if out.shape[1] != 1:
+            raise MetricError(
+                f"{where}: records have {out.shape[1]} elements; PearsonCorrelation scores "
+                "scalar records (one output). Score each output with its own metric instance."
+            )
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
+            batch = CoMoments.of(
+                out.astype(np.float64, copy=False), tgt.astype(np.float64, copy=False)
+            )
+        if not batch.is_finite():
+            _check_result(math.inf, out, tgt, where)
+        self.moments.merge(batch)
+
+    @classmethod
+    def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
+        """Merge the moments of all instances; Pearson's r."""
+        items = metric_instances(cls, metrics)
+        total = CoMoments()
+        for item in items:
+            total.merge(item.moments)
+        if total.count == 0:
+            raise nothing_processed(cls.__name__)
+        if total.count < 2:
+            return _undefined_for_one_record(cls.__name__)
+        m2_x, m2_y = float(total.x.m2[0]), float(total.y.m2[0])
+        if m2_x == 0 or m2_y == 0:
+            warnings.warn(
+                "PearsonCorrelation is undefined when outputs or targets are constant; "
+                "returning NaN.",
+                UndefinedMetricWarning,
+                stacklevel=2,
+            )
+            return math.nan
+        r = float(total.c_xy[0]) / (math.sqrt(m2_x) * math.sqrt(m2_y))
+        return min(1.0, max(-1.0, r))
