@@ -18,7 +18,13 @@ from typing import Any
 from neuronperf_core import __version__, cpu, model_index
 from neuronperf_core.benchmarking.benchmark import benchmark, evaluate, set_verbosity
 from neuronperf_core.cpu import DummyModel
-from neuronperf_core.errors import MetricError, NeuronPerfError, RegistrationError, UnknownNameError
+from neuronperf_core.errors import (
+    MetricError,
+    NeuronPerfError,
+    RegistrationError,
+    UndefinedMetricWarning,
+    UnknownNameError,
+)
 from neuronperf_core.metrics.base import BaseEvalMetric
 from neuronperf_core.metrics.registry import (
     list_metrics,
@@ -35,6 +41,7 @@ __all__ = [
     "NeuronPerfError",
     "RegistrationError",
     "Timer",
+    "UndefinedMetricWarning",
     "UnknownNameError",
     "__version__",
     "benchmark",

@@ -27,3 +27,8 @@ class RegistrationError(NeuronPerfError, ValueError):
 
 class PluginError(NeuronPerfError):
     """A plugin failed to load or to register (re-raised in strict mode)."""
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric's value is undefined for the data (a denominator was 0): a policy value
+    (``zero_division``) or NaN stands in for it."""

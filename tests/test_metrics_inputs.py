@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics._inputs import (
+from neuronperf_core.metrics.classification import Accuracy, F1Score, PositivePredictiveValue
+from neuronperf_core.metrics.inputs import (
     batch_labels,
     check_finite,
     is_tensor,
@@ -19,7 +20,6 @@ from neuronperf_core.metrics._inputs import (
     target_label,
     to_numpy,
 )
-from neuronperf_core.metrics.classification import Accuracy, F1Score, PositivePredictiveValue
 from neuronperf_core.metrics.regression import MeanAbsoluteError, MeanSquaredError
 
 W = "Metric.process_batch"

@@ -24,8 +24,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics._inputs import (
+from neuronperf_core.errors import MetricError, UndefinedMetricWarning
+from neuronperf_core.metrics.base import BaseEvalMetric
+from neuronperf_core.metrics.inputs import (
     batch_labels,
     metric_instances,
     nothing_processed,
@@ -33,7 +34,6 @@ from neuronperf_core.metrics._inputs import (
     scalar_label,
     target_label,
 )
-from neuronperf_core.metrics.base import BaseEvalMetric
 
 __all__ = [
     "Accuracy",
@@ -61,10 +61,6 @@ FloatArray = NDArray[np.float64]
 AVERAGES: tuple[str, ...] = ("binary", "micro", "macro", "weighted")
 _BINCOUNT_MIN_SPAN = 1 << 12  # label spans up to max(this, 4 N) use bincount, wider np.unique
 _MAX_PAIRS = 1 << 12  # distinct (predicted, true) pairs kept before folding into label counts
-
-
-class UndefinedMetricWarning(UserWarning):
-    """A metric's denominator was 0 and ``zero_division="warn"`` replaced the value by 0."""
 
 
 class Accuracy(BaseEvalMetric):

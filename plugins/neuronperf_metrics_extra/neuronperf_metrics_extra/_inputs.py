@@ -1,4 +1,4 @@
-"""Input checks this package needs beyond ``neuronperf_core.metrics._inputs``.
+"""Input checks this package needs beyond ``neuronperf_core.metrics.inputs``.
 
 The core's helpers convert and check records (``to_numpy``, ``check_finite``,
 ``batch_labels``, ``regression_pair``, ...). The ones below add what the
@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics._inputs import check_finite, to_numpy
+from neuronperf_core.metrics.inputs import check_finite, to_numpy
 
 __all__ = [
     "batch_of_one",

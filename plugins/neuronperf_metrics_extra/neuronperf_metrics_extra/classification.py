@@ -26,16 +26,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics._inputs import (
+from neuronperf_core.errors import MetricError, UndefinedMetricWarning
+from neuronperf_core.metrics.base import BaseEvalMetric
+from neuronperf_core.metrics.inputs import (
     batch_labels,
     metric_instances,
     nothing_processed,
     output_label,
     target_label,
 )
-from neuronperf_core.metrics.base import BaseEvalMetric
-from neuronperf_core.metrics.classification import UndefinedMetricWarning
 from neuronperf_metrics_extra._pair_counts import LabelPairCounts
 
 __all__ = [

@@ -51,10 +51,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics._inputs import metric_instances, nothing_processed
+from neuronperf_core.errors import MetricError, UndefinedMetricWarning
 from neuronperf_core.metrics.base import BaseEvalMetric
-from neuronperf_core.metrics.classification import UndefinedMetricWarning
+from neuronperf_core.metrics.inputs import metric_instances, nothing_processed
 from neuronperf_metrics_extra._inputs import batch_of_one, probabilities, score_targets
 
 __all__ = ["ROCAUC", "AveragePrecision", "BinnedRankingMetric", "BinningWarning"]

@@ -31,15 +31,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics._inputs import (
+from neuronperf_core.errors import MetricError, UndefinedMetricWarning
+from neuronperf_core.metrics.base import BaseEvalMetric
+from neuronperf_core.metrics.inputs import (
     check_finite,
     metric_instances,
     nothing_processed,
     regression_pair,
 )
-from neuronperf_core.metrics.base import BaseEvalMetric
-from neuronperf_core.metrics.classification import UndefinedMetricWarning
 from neuronperf_core.metrics.regression import MeanSquaredError
 from neuronperf_metrics_extra._moments import CoMoments, Moments
 

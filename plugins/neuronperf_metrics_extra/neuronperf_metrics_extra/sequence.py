@@ -14,13 +14,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics._inputs import (
+from neuronperf_core.metrics.base import BaseEvalMetric
+from neuronperf_core.metrics.inputs import (
     check_finite,
     metric_instances,
     nothing_processed,
     to_numpy,
 )
-from neuronperf_core.metrics.base import BaseEvalMetric
 
 __all__ = ["ExactMatch", "Perplexity"]
 

@@ -20,8 +20,7 @@ from neuronperf_metrics_extra import (
 )
 from sklearn import metrics as skm
 
-from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics.classification import UndefinedMetricWarning
+from neuronperf_core.errors import MetricError, UndefinedMetricWarning
 
 
 def confusion(**options: Any) -> Callable[[Any, Any], list[list[float]]]:

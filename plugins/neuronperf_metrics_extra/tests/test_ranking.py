@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from neuronperf_metrics_extra import ROCAUC, AveragePrecision, BinningWarning
 from sklearn import metrics as skm
 
-from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics.classification import UndefinedMetricWarning
+from neuronperf_core.errors import MetricError, UndefinedMetricWarning
 
 METRICS: list[tuple[type[Any], Callable[[Any, Any], float]]] = [
     (ROCAUC, skm.roc_auc_score),

@@ -22,8 +22,7 @@ from neuronperf_metrics_extra import (
 from scipy import stats
 from sklearn import metrics as skm
 
-from neuronperf_core.errors import MetricError
-from neuronperf_core.metrics.classification import UndefinedMetricWarning
+from neuronperf_core.errors import MetricError, UndefinedMetricWarning
 
 
 def pearson(targets: Any, outputs: Any) -> float:

@@ -1,4 +1,4 @@
-"""Input conversion and checks shared by the built-in metrics.
+"""Input conversion and checks for metrics: shared by the built-ins and public for plugins.
 
 Records and batches may be Python scalars, (nested) lists, numpy arrays or
 torch tensors. Torch is never imported: an object with ``.detach`` and ``.cpu``
