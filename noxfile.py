@@ -18,9 +18,11 @@ nox.options.sessions = [
     "metrics_extra_with_torch",
     "lint",
     "typecheck",
+    "torch",
 ]
 
 SAMPLE_PLUGIN = "tests/fixtures/sample_plugin"
+TORCH_PLUGIN = "plugins/neuronperf_torch"
 METRICS_EXTRA = "plugins/neuronperf_metrics_extra"
 TORCH = "torch==2.13.0"  # pinned: a CPU build on local disk; a bare "torch" pulls GBs of CUDA
 RUFF = "ruff==0.17.6"
@@ -92,3 +94,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core (its runtime dependencies installed for their types)."""
     session.install(MYPY, "numpy", "pluggy")
     session.run("mypy")
+
+
+@nox.session
+def torch(session: nox.Session) -> None:
+    """The torch plugin's tests, with neuronperf-core and neuronperf-torch installed as real
+    (non-editable) distributions beside torch 2.13.0; run from the plugin's folder (src layout),
+    so nothing is imported from the checkout."""
+    session.install(".", f"./{TORCH_PLUGIN}[test]", TORCH)
+    session.chdir(TORCH_PLUGIN)
+    session.run("pytest", *session.posargs, env={"NEURONPERF_TORCH_EXPECT_INSTALLED": "1"})

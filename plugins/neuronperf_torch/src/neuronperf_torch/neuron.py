@@ -1,0 +1,243 @@
+"""Everything specific to torch-neuronx, in one module (a second Neuron backend sits beside it).
+
+Written against the torch-neuronx API of Neuron 2.x:
+
+- ``torch_neuronx.trace(func, example_inputs, *, compiler_workdir=None,
+  compiler_args=None, ...)``: every argument after ``example_inputs`` is
+  passed by keyword. ``compiler_args`` is a list of strings appended to the
+  ``neuronx-cc compile`` command line; the right-most of competing flags wins.
+- Cast modes are the compiler's auto-cast pair, ``none`` or
+  ``{matmult|all}-{bf16|fp16|tf32|fp8_e4m3}``. ``--auto-cast`` is always passed
+  (its default changed in Neuron 2.27) and recorded in the model index, as is
+  ``--target`` (``compiler_target``).
+- NeuronCore pipelining is torch-neuron (Inf1) only: a pipeline size other
+  than 1 is an error.
+- Artifacts are TorchScript archives saved with ``torch.jit.save``. Loading
+  imports torch_neuronx first (it registers the ``neuron::`` operators) and
+  then uses ``torch.jit.load``, whose unpickler builds only TorchScript objects
+  and tensors, never arbitrary Python code. Loaded models take and return CPU
+  tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from neuronperf_torch.errors import DeviceUnavailableError, TorchArgumentError
+
+FORMAT = "torchscript-neuronx"
+EXTENSION = ".pt"
+META_NAME = "neuronperf.json"
+TARGETS = ("inf2", "trn1", "trn1n", "trn2")
+AUTO_CAST = ("none", "matmult", "all")
+AUTO_CAST_TYPES = ("bf16", "fp16", "tf32", "fp8_e4m3")
+DEFAULT_CAST_MODE = "none"
+CAST_MODES = ("none", *(f"{a}-{t}" for a in AUTO_CAST[1:] for t in AUTO_CAST_TYPES))
+_CAST_FLAGS = ("--auto-cast", "--auto-cast-type")
+_TARGET_FLAG = "--target"
+
+
+def split_cast_mode(cast_mode: str) -> tuple[str, str | None]:
+    """``"matmult-bf16"`` -> ("matmult", "bf16"); ``"none"`` -> ("none", None)."""
+    if cast_mode not in CAST_MODES:
+        raise TorchArgumentError(
+            f"cast mode {cast_mode!r} is not a Neuron auto-cast mode; use one of "
+            f"{', '.join(CAST_MODES)} (auto-cast scope, then the type it casts to)."
+        )
+    if cast_mode == "none":
+        return "none", None
+    scope, _, cast_type = cast_mode.partition("-")
+    return scope, cast_type
+
+
+def arg_list(compiler_args: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """compiler_args as a list of strings (a string is split like a shell line)."""
+    if compiler_args is None:
+        return []
+    if isinstance(compiler_args, str):
+        return shlex.split(compiler_args)
+    if isinstance(compiler_args, (list, tuple)) and all(isinstance(a, str) for a in compiler_args):
+        return list(compiler_args)
+    raise TorchArgumentError(
+        f"compiler_args must be a string or a list of strings, got {compiler_args!r}; e.g. "
+        "compiler_args=['--optlevel', '3'] or '--optlevel 3'."
+    )
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in ``args`` (``--flag=v`` or ``--flag v``); the last one wins."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def without_flags(args: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``args`` without ``flags`` and their values."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        elif not any(arg.startswith(f + "=") for f in flags):
+            kept.append(arg)
+    return kept
+
+
+def instance_target() -> str | None:
+    """The --target of this EC2 instance's family, from local DMI data (inf2.xlarge -> inf2)."""
+    from neuronperf_core.benchmarking.plan import instance_type
+
+    family = (instance_type() or "").split(".")[0]
+    return family if family in TARGETS else None
+
+
+def resolve_target(compiler_target: str | None, user_args: list[str]) -> str:
+    in_args = flag_value(user_args, _TARGET_FLAG)
+    if compiler_target is not None and in_args is not None and compiler_target != in_args:
+        raise TorchArgumentError(
+            f"compiler_target={compiler_target!r} but compiler_args hold --target {in_args}; "
+            "give the target once."
+        )
+    target = compiler_target or in_args or instance_target()
+    if target is None:
+        raise TorchArgumentError(
+            "Neuron compilation needs a target and this is not a Neuron instance to detect it "
+            f"from: pass compiler_target= one of {', '.join(repr(t) for t in TARGETS)} (the "
+            "instance family the model will run on)."
+        )
+    if target not in TARGETS:
+        raise TorchArgumentError(
+            f"compiler_target={target!r} is not a Neuron target; use one of "
+            f"{', '.join(repr(t) for t in TARGETS)}."
+        )
+    return target
+
+
+def resolve_cast_modes(cast_modes: list[str] | None, user_args: list[str]) -> list[str]:
+    """The cast modes to compile; auto-cast flags in compiler_args count as one cast mode."""
+    scope = flag_value(user_args, "--auto-cast")
+    cast_type = flag_value(user_args, "--auto-cast-type")
+    if scope is not None or cast_type is not None:
+        if cast_modes is not None:
+            raise TorchArgumentError(
+                "both cast_modes and --auto-cast/--auto-cast-type in compiler_args: give the "
+                "cast mode once, as cast_modes=['matmult-bf16'] (recorded in the model index)."
+            )
+        if scope in (None, "none"):
+            if cast_type is not None and scope is None:
+                raise TorchArgumentError(
+                    "--auto-cast-type without --auto-cast: pass cast_modes=['all-"
+                    f"{cast_type}'] or ['matmult-{cast_type}'] instead."
+                )
+            return ["none"]
+        cast_modes = [f"{scope}-{cast_type or 'bf16'}"]  # bf16: the compiler's default type
+    modes = list(cast_modes) if cast_modes is not None else [DEFAULT_CAST_MODE]
+    for mode in modes:
+        split_cast_mode(mode)
+    return modes
+
+
+def check_pipeline_sizes(pipeline_sizes: list[int]) -> None:
+    bad = [p for p in pipeline_sizes if p != 1]
+    if bad:
+        raise TorchArgumentError(
+            f"pipeline_sizes={pipeline_sizes}: torch-neuronx does not support NeuronCore "
+            "pipelining (--neuroncore-pipeline-cores is torch-neuron on Inf1 only). Use "
+            "pipeline_sizes=[1], and n_models for several NeuronCores."
+        )
+
+
+def compiler_args_for(user_args: list[str], target: str, cast_mode: str) -> list[str]:
+    """The full compiler_args of one config: the user's, then target and auto-cast, explicit."""
+    scope, cast_type = split_cast_mode(cast_mode)
+    args = without_flags(user_args, (_TARGET_FLAG, *_CAST_FLAGS))
+    args += [_TARGET_FLAG, target, "--auto-cast", scope]
+    if cast_type is not None:
+        args += ["--auto-cast-type", cast_type]
+    return args
+
+
+def compile_artifact(
+    model: Any,
+    example: tuple[Any, ...],
+    *,
+    compiler_args: list[str],
+    path: Path,
+    meta: dict[str, Any],
+    trace_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Trace ``model`` with torch_neuronx, keep the compiler's workdir beside the artifact,
+    save with torch.jit.save. Returns extra keys for the model index."""
+    import torch
+    import torch_neuronx
+
+    workdir = path.with_name(path.stem + ".neuronx-cc")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    traced = torch_neuronx.trace(
+        model,
+        example,
+        compiler_workdir=str(workdir),
+        compiler_args=compiler_args,
+        **trace_kwargs,
+    )
+    with _torchscript_is_the_neuron_format():
+        torch.jit.save(traced, str(path), _extra_files={META_NAME: json.dumps(meta)})
+    return {"format": FORMAT, "compiler_workdir": str(workdir)}
+
+
+@contextlib.contextmanager
+def _torchscript_is_the_neuron_format() -> Iterator[None]:
+    """torch 2.13 deprecates torch.jit.save/load, but torch_neuronx.trace returns a
+    TorchScript module and the Neuron SDK saves and loads it so: silence only that warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
+        )
+        yield
+
+
+def _cores_context(torch_neuronx: Any) -> Callable[..., Any]:
+    for owner in (torch_neuronx, getattr(torch_neuronx, "experimental", None)):
+        context = getattr(owner, "neuron_cores_context", None)
+        if context is not None:
+            return context  # type: ignore[no-any-return]
+    raise DeviceUnavailableError(
+        "this torch-neuronx has no neuron_cores_context to place model copies in one process; "
+        "use multiprocess=True (one process per copy, the default)."
+    )
+
+
+def load(path: str | Path, copy_id: int, pipeline_size: int, in_own_process: bool) -> Any:
+    """Load a Neuron artifact; with several copies in one process, place each on its cores."""
+    import torch
+    import torch_neuronx  # registers the neuron:: operators: must precede torch.jit.load
+
+    place: Any = contextlib.nullcontext()
+    if not in_own_process:
+        place = _cores_context(torch_neuronx)(
+            start_nc=copy_id * pipeline_size, nc_count=pipeline_size
+        )
+    try:
+        with place, _torchscript_is_the_neuron_format():
+            return torch.jit.load(str(path))
+    except RuntimeError as exc:
+        text = str(exc)
+        if "cannot be initialized" in text or "nrt_allocate" in text or "not available" in text:
+            raise DeviceUnavailableError(
+                f"the Neuron runtime could not start for copy {copy_id}: {text.strip()}. The "
+                "usual cause is another process (a notebook kernel, an earlier run) holding the "
+                "NeuronCores: stop it (neuron-top shows who holds them), or pass fewer n_models."
+            ) from exc
+        raise

@@ -1,0 +1,222 @@
+"""npf.torch.benchmark on CPU, end to end, and the checks made before any model loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from neuronperf_torch import devices
+from neuronperf_torch.errors import DeviceUnavailableError, InputShapeError, TorchArgumentError
+from npt_helpers import Records, RecordSetup, read_lines
+
+import neuronperf as npf
+
+QUICK = {"duration": 0.2, "results_dir": None, "verbosity": 0, "stats_interval": 0}
+
+
+def test_index_with_two_batch_sizes_in_threads(cpu_index, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = str(tmp_path / "setup.jsonl")
+    reports = npf.torch.benchmark(
+        cpu_index.index,
+        [cpu_index.x1, cpu_index.x4],
+        n_models=[1, 2],
+        workers_per_model=[1, 2],
+        multiprocess=False,
+        setup_fn=RecordSetup(log),
+        **QUICK,
+    )
+    assert [(r["batch_size"], r["workers_per_model"], r["n_models"]) for r in reports] == [
+        (b, w, n) for b in (1, 4) for w in (1, 2) for n in (1, 2)
+    ]
+    for report in reports:
+        assert report["status"] == "finished", report["error"]
+        assert report["device_type"] == "cpu" and report["runner"] == "threads"
+        assert report["total_infs"] > 0 and report["latency_ms_p50"] > 0
+        assert report["throughput_avg"] == pytest.approx(
+            report["total_infs"] * report["batch_size"] / report["total_s"]
+        )
+    cores = devices.cpu_cores()
+    for record in read_lines(log):  # each worker's share of the cores, never oversubscribed
+        assert record["threads"] == max(1, cores // (record["n_models"] * record["workers"]))
+
+
+def test_each_copy_in_its_own_interpreter_gets_its_share_of_cores(
+    cpu_index, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    log = str(tmp_path / "setup.jsonl")
+    (report,) = npf.torch.benchmark(
+        cpu_index.index,
+        cpu_index.x4,
+        batch_sizes=4,
+        n_models=2,
+        workers_per_model=1,
+        setup_fn=RecordSetup(log),
+        max_infers=50,
+        **QUICK,
+    )
+    assert report["status"] == "finished", report["error"]
+    assert report["multiinterpreter"] is True and report["total_infs"] == 50
+    records = read_lines(log)
+    assert sorted(r["copy_id"] for r in records) == [0, 1]
+    assert len({r["pid"] for r in records} | {os.getpid()}) == 3
+    assert {r["threads"] for r in records} == {max(1, devices.cpu_cores() // 2)}
+
+
+def test_inputs_are_matched_by_batch_size_when_filtering(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    (report,) = npf.torch.benchmark(
+        cpu_index.index,
+        [cpu_index.x4],
+        batch_sizes=[4],
+        n_models=1,
+        workers_per_model=1,
+        multiprocess=False,
+        **QUICK,
+    )
+    assert report["batch_size"] == 4 and report["status"] == "finished"
+
+
+def test_one_model_file_reads_its_batch_size_from_the_artifact(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    path = npf.model_index.load(cpu_index.index)["model_configs"][1]["filename"]
+    (report,) = npf.torch.benchmark(
+        path, cpu_index.x4, n_models=1, workers_per_model=1, multiprocess=False, **QUICK
+    )
+    assert report["status"] == "finished"
+    assert (report["batch_size"], report["cast_mode"], report["device_type"]) == (4, "fp32", "cpu")
+
+
+def test_a_dataset_as_inputs_gives_its_first_batch_of_each_size(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    reports = npf.torch.benchmark(
+        cpu_index.index,
+        Records(10),
+        eval_target_col=1,  # the label column is not a model input
+        n_models=1,
+        workers_per_model=1,
+        multiprocess=False,
+        **QUICK,
+    )
+    assert [(r["batch_size"], r["status"]) for r in reports] == [(1, "finished"), (4, "finished")]
+
+
+def test_postprocess_and_reports_written(cpu_index, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    reports = npf.torch.benchmark(
+        cpu_index.index,
+        [cpu_index.x1, cpu_index.x4],
+        n_models=1,
+        workers_per_model=1,
+        multiprocess=False,
+        postprocess_fn=torch.argmax,
+        duration=0.2,
+        results_dir=tmp_path,
+        verbosity=0,
+    )
+    assert all(r["status"] == "finished" and r["postprocess_avg_ms"] is not None for r in reports)
+    (written,) = list(tmp_path.glob("SmallCNN.results-*.json"))
+    assert len(json.loads(written.read_text())) == 2
+
+
+# -- checked before loading -------------------------------------------------------------
+
+
+def test_an_input_of_the_wrong_batch_size_is_refused_before_loading(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputShapeError) as caught:
+        npf.torch.benchmark(cpu_index.index, [cpu_index.x4, cpu_index.x1], **QUICK)
+    message = str(caught.value)
+    assert "tensor 0 has shape [4, 3, 8, 8], but the model (batch size 1" in message
+    assert "compiled for shape [1, 3, 8, 8]" in message
+    assert "one input per compiled batch size" in message
+
+
+def test_wrong_image_size_and_dtype_are_refused(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputShapeError, match="compiled for shape \\[4, 3, 8, 8\\]"):
+        npf.torch.benchmark(cpu_index.index, torch.ones(4, 3, 9, 9), batch_sizes=4, **QUICK)
+    with pytest.raises(InputShapeError, match=r"has dtype float64, but .* takes float32"):
+        npf.torch.benchmark(cpu_index.index, cpu_index.x4.double(), batch_sizes=4, **QUICK)
+    with pytest.raises(InputShapeError, match=r"has 2 tensors, but .* compiled for 1"):
+        npf.torch.benchmark(cpu_index.index, (cpu_index.x4, cpu_index.x4), batch_sizes=4, **QUICK)
+
+
+def test_single_file_without_metadata_checks_the_batch_dimension(tmp_path: Path) -> None:
+    program = torch.export.export(torch.nn.ReLU(), (torch.ones(3, 2),))
+    torch.export.save(program, str(tmp_path / "plain.pt2"))
+    with pytest.raises(InputShapeError, match="batch dimension 3, but the model was compiled"):
+        npf.torch.benchmark(tmp_path / "plain.pt2", torch.ones(3, 2), device_type="cpu", **QUICK)
+    (report,) = npf.torch.benchmark(
+        tmp_path / "plain.pt2",
+        torch.ones(3, 2),
+        batch_sizes=[3],
+        device_type="cpu",
+        n_models=1,
+        workers_per_model=1,
+        multiprocess=False,
+        **QUICK,
+    )
+    assert report["status"] == "finished" and report["batch_size"] == 3
+
+
+def test_device_mismatch_and_device_errors(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TorchArgumentError, match="compiled for cpu: pass device_type='cpu'"):
+        npf.torch.benchmark(cpu_index.index, [cpu_index.x1, cpu_index.x4], device_type="neuron")
+    cores = devices.cpu_cores()
+    with pytest.raises(DeviceUnavailableError, match=f"on {cores} cores.*n_models={cores} or"):
+        npf.torch.benchmark(
+            cpu_index.index, [cpu_index.x1, cpu_index.x4], n_models=cores + 1, **QUICK
+        )
+    with pytest.raises(TorchArgumentError, match=r"runner='processes' forks.*OpenMP"):
+        npf.torch.benchmark(
+            cpu_index.index, [cpu_index.x1, cpu_index.x4], runner="processes", **QUICK
+        )
+    with pytest.raises(TorchArgumentError, match="does not exist"):
+        npf.torch.benchmark("missing.pt2", cpu_index.x1, **QUICK)
+    with pytest.raises(TorchArgumentError, match="dataloader_kwargs apply when the data is"):
+        npf.torch.benchmark(
+            cpu_index.index, [cpu_index.x1, cpu_index.x4], dataloader_kwargs={"num_workers": 1}
+        )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_refused_before_loading(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TorchArgumentError, match="compiled for cpu"):
+        npf.torch.benchmark(cpu_index.index, cpu_index.x1, batch_sizes=1, device_type="gpu")
+    with pytest.raises(DeviceUnavailableError, match="torch sees no CUDA GPU"):
+        devices.cuda_placement(1)
+
+
+def test_the_loading_thread_runs_single_threaded_and_workers_get_their_share() -> None:
+    """libgomp slows every OpenMP team once two threads of a process have one: the engine's
+    warm-up (in the loading thread) must not start one. See loading.CpuModel."""
+    import threading
+
+    from neuronperf_torch.loading import CpuModel
+
+    seen: list[tuple[int, bool]] = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append((torch.get_num_threads(), torch.is_inference_mode_enabled()))
+        return x
+
+    torch.set_num_threads(2)
+    wrapped = CpuModel(model)
+    wrapped(torch.ones(1))
+    worker = threading.Thread(target=wrapped, args=(torch.ones(1),))
+    worker.start()
+    worker.join()
+    assert seen == [(1, True), (2, True)]
+    assert torch.get_num_threads() == 2  # restored in the loading thread
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_a_copy_in_its_own_process_shares_one_malloc_arena() -> None:
+    import platform
+    import subprocess
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    code = "from neuronperf_torch.devices import share_main_arena; print(share_main_arena())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "True"

@@ -1,0 +1,292 @@
+"""The Neuron path against torch_neuronx_double (a test double of torch_neuronx): compiler
+arguments, the model index, per-copy NeuronCores, and the errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from neuronperf_torch import devices, neuron
+from neuronperf_torch.errors import DeviceUnavailableError, TorchArgumentError
+from npt_helpers import RecordSetup, make_model, read_lines
+
+import neuronperf as npf
+
+QUICK = {"duration": 0.2, "results_dir": None, "verbosity": 0, "stats_interval": 0}
+
+
+def compile_neuron(tmp_path: Path, **kwargs: object) -> str:
+    kwargs.setdefault("compiler_target", "inf2")
+    return npf.torch.compile(  # type: ignore[no-any-return]
+        make_model(),
+        [torch.randn(1, 3, 8, 8), torch.randn(4, 3, 8, 8)],
+        models_dir=tmp_path / "models",
+        filename=tmp_path / "neuron.json",
+        **kwargs,
+    )
+
+
+def test_compiler_arguments_and_index(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(
+        tmp_path, cast_modes=["none", "matmult-bf16", "all-fp8_e4m3"], compiler_args="--optlevel 3"
+    )
+    traces = neuronx_double.records("trace")
+    assert [t["compiler_args"] for t in traces] == [
+        ["--optlevel", "3", "--target", "inf2", "--auto-cast", "none"],
+        [
+            "--optlevel",
+            "3",
+            "--target",
+            "inf2",
+            "--auto-cast",
+            "matmult",
+            "--auto-cast-type",
+            "bf16",
+        ],
+        [
+            "--optlevel",
+            "3",
+            "--target",
+            "inf2",
+            "--auto-cast",
+            "all",
+            "--auto-cast-type",
+            "fp8_e4m3",
+        ],
+    ] * 2
+    assert [t["input_shapes"] for t in traces] == [[[1, 3, 8, 8]]] * 3 + [[[4, 3, 8, 8]]] * 3
+    configs = npf.model_index.load(index)["model_configs"]
+    assert [(c["batch_size"], c["cast_mode"]) for c in configs] == [
+        (b, m) for b in (1, 4) for m in ("none", "matmult-bf16", "all-fp8_e4m3")
+    ]
+    for config, trace in zip(configs, traces, strict=True):
+        assert config["status"] == "finished" and config["device_type"] == "neuron"
+        assert config["compiler_target"] == "inf2"
+        assert config["compiler_args"] == trace["compiler_args"]
+        assert (config["auto_cast"], config["auto_cast_type"]) == (
+            ("none", None)
+            if config["cast_mode"] == "none"
+            else tuple(config["cast_mode"].split("-"))
+        )
+        assert config["format"] == "torchscript-neuronx" and config["filename"].endswith(".pt")
+        workdir = Path(config["compiler_workdir"])
+        assert workdir == Path(trace["compiler_workdir"])  # kept next to the artifact
+        assert workdir.parent == Path(config["filename"]).parent
+        assert "--auto-cast" in (workdir / "command.txt").read_text()
+
+
+def test_auto_cast_in_compiler_args_is_recorded_as_the_cast_mode(
+    neuronx_double, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(
+        tmp_path, compiler_args=["--auto-cast=all", "--target", "trn1"], compiler_target=None
+    )
+    assert {c["cast_mode"] for c in npf.model_index.load(index)["model_configs"]} == {"all-bf16"}
+    assert neuronx_double.records("trace")[0]["compiler_args"] == [
+        "--target",
+        "trn1",
+        "--auto-cast",
+        "all",
+        "--auto-cast-type",
+        "bf16",
+    ]
+
+
+def test_a_compiler_failure_is_recorded(
+    neuronx_double, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TORCH_NEURONX_DOUBLE_FAIL", "fp16")
+    index = compile_neuron(tmp_path, cast_modes=["all-fp16", "all-bf16"], batch_sizes=[1, 4])
+    configs = npf.model_index.load(index)["model_configs"]
+    assert [c["status"] for c in configs] == ["error", "finished", "error", "finished"]
+    assert "neuronx-cc failed" in configs[0]["error"] and configs[0]["filename"] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pipeline_sizes": [1, 2]}, "torch-neuronx does not support NeuronCore pipelining"),
+        ({"compiler_target": None}, "needs a target .* pass compiler_target="),
+        ({"compiler_target": "inf1"}, "compiler_target='inf1' is not a Neuron target"),
+        (
+            {"compiler_args": "--target trn1"},
+            "compiler_target='inf2' but compiler_args hold --target trn1",
+        ),
+        ({"cast_modes": ["bf16"]}, "cast mode 'bf16' is not a Neuron auto-cast mode"),
+        (
+            {"cast_modes": ["none"], "compiler_args": "--auto-cast all"},
+            "both cast_modes and --auto-cast",
+        ),
+        ({"compiler_args": {"O": 3}}, "compiler_args must be a string or a list of strings"),
+    ],
+)
+def test_compile_argument_errors(
+    neuronx_double, tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TorchArgumentError, match=message):
+        compile_neuron(tmp_path, **kwargs)
+    assert neuronx_double.records("trace") == []  # refused before compiling anything
+
+
+def test_without_torch_neuronx_neuron_is_a_clear_error(tmp_path: Path, cpu_index) -> None:  # type: ignore[no-untyped-def]
+    assert not devices.neuron_installed()
+    with pytest.raises(
+        DeviceUnavailableError,
+        match=r"needs torch-neuronx, which is not installed.*device_type='cpu'",
+    ):
+        compile_neuron(tmp_path)
+    config = npf.model_index.load(cpu_index.index)["model_configs"][0]
+    neuron_index = npf.model_index.create(
+        config["filename"], batch_size=1, cast_mode="none", model_name="m", device_type="neuron"
+    )
+    path = npf.model_index.save(neuron_index, tmp_path / "n.json")
+    with pytest.raises(DeviceUnavailableError, match="needs torch-neuronx, which is not installed"):
+        npf.torch.benchmark(path, cpu_index.x1, **QUICK)
+
+
+def test_each_copy_gets_its_own_neuron_cores_in_a_fresh_interpreter(
+    neuronx_double, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    parent_imports = len(neuronx_double.records("import"))
+    log = str(tmp_path / "setup.jsonl")
+    (report,) = npf.torch.benchmark(
+        index,
+        [torch.randn(4, 3, 8, 8)],
+        batch_sizes=[4],
+        n_models=2,
+        workers_per_model=1,
+        setup_fn=RecordSetup(log),
+        max_infers=20,
+        **QUICK,
+    )
+    assert report["status"] == "finished", report["error"]
+    assert report["device_type"] == "neuron" and report["multiinterpreter"] is True
+    children = neuronx_double.records("import")[parent_imports:]
+    assert sorted(r["visible_cores"] for r in children) == ["0", "1"]  # set before the import
+    setups = read_lines(log)
+    assert {r["copy_id"]: r["neuron_cores"] for r in setups} == {0: "0", 1: "1"}
+    assert {r["pid"] for r in setups} == {r["pid"] for r in children}
+
+
+def test_copies_use_the_cores_this_process_may_use(
+    neuronx_double, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "4-5")
+    assert devices.neuron_placement(2, 1) == ["4", "5"]
+    assert devices.neuron_placement(1, 1) == ["4"]
+    with pytest.raises(
+        DeviceUnavailableError, match=r"n_models=3 copies .* need 3 NeuronCores, but only 2"
+    ):
+        npf.torch.benchmark(
+            index, [torch.randn(1, 3, 8, 8), torch.randn(4, 3, 8, 8)], n_models=3, **QUICK
+        )
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0,2")
+    with pytest.raises(DeviceUnavailableError, match="not contiguous"):
+        devices.neuron_placement(1, 2)
+
+
+def test_threads_place_each_load_with_neuron_cores_context(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    (report,) = npf.torch.benchmark(
+        index,
+        [torch.randn(1, 3, 8, 8)],
+        batch_sizes=[1],
+        n_models=2,
+        workers_per_model=1,
+        multiprocess=False,
+        **QUICK,
+    )
+    assert report["status"] == "finished", report["error"]
+    contexts = neuronx_double.records("neuron_cores_context")
+    assert [(c["start_nc"], c["nc_count"]) for c in contexts] == [(0, 1), (1, 1)]
+
+
+def test_default_copies_are_the_visible_cores(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    reports = npf.torch.benchmark(
+        index,
+        [torch.randn(1, 3, 8, 8)],
+        batch_sizes=[1],
+        workers_per_model=1,
+        multiprocess=False,
+        **QUICK,
+    )
+    assert [r["n_models"] for r in reports] == [1, 2]
+
+
+def test_evaluate_on_neuron(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from npt_helpers import Records
+
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    reports = npf.torch.evaluate(
+        index,
+        Records(8),
+        metrics=["accuracy", "topk"],
+        multiprocess=False,
+        results_dir=None,
+        verbosity=0,
+    )
+    assert [(r["batch_size"], r["status"], r["total_infs"]) for r in reports] == [
+        (1, "finished", 8),
+        (4, "finished", 2),
+    ]
+    assert reports[0]["accuracy"] == reports[1]["accuracy"] == reports[0]["topk"]
+
+
+def test_fork_is_refused_and_pipelined_indexes_too(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    with pytest.raises(TorchArgumentError, match="Neuron runtime is not fork-safe"):
+        npf.torch.benchmark(
+            index, [torch.randn(1, 3, 8, 8), torch.randn(4, 3, 8, 8)], runner="processes", **QUICK
+        )
+    data = npf.model_index.load(index)
+    data["model_configs"][0]["pipeline_size"] = 2
+    pipelined = npf.model_index.save(data, tmp_path / "pipelined.json")
+    with pytest.raises(TorchArgumentError, match="does not support NeuronCore pipelining"):
+        npf.torch.benchmark(pipelined, [torch.randn(1, 3, 8, 8)], batch_sizes=[1], **QUICK)
+
+
+def test_loading_needs_torch_neuronx_imported_first(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """As with the real neuron:: operators: the double's artifacts load only after its import,
+    which the plugin's loader does."""
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    artifact = npf.model_index.load(index)["model_configs"][0]["filename"]
+    code = textwrap.dedent(
+        f"""
+        import torch
+        try:
+            torch.jit.load({artifact!r})
+        except RuntimeError as exc:
+            print("refused:", "neuron_double::run" in str(exc))
+        import neuronperf as npf
+        model = npf.torch.load({artifact!r})
+        print(tuple(model(torch.ones(1, 3, 8, 8)).shape))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["refused: True", "(1, 5)"]
+
+
+def test_helpers() -> None:
+    assert neuron.flag_value(["--target", "inf2", "--target=trn1"], "--target") == "trn1"
+    assert neuron.without_flags(
+        ["-O3", "--auto-cast", "all", "--auto-cast-type=fp16"], ("--auto-cast", "--auto-cast-type")
+    ) == ["-O3"]
+    assert devices.parse_core_list("0-1,4") == [0, 1, 4]
+    with pytest.raises(TorchArgumentError, match="NEURON_RT_VISIBLE_CORES='a' is not"):
+        devices.parse_core_list("a")
+    assert neuron.CAST_MODES[:3] == ("none", "matmult-bf16", "matmult-fp16")
