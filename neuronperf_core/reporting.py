@@ -76,8 +76,8 @@ _PERCENTILES = (0, 50, 90, 95, 99, 100)
 _NS_PER_MS = 1e6
 _NS_PER_S = 1_000_000_000
 
-# The fields of NeuronPerf 1.x reports, in 1.x order.
-_V1_FIELDS = (
+# The fields of NeuronPerf 1.x reports, in 1.x order; the first ones come from the config.
+_V1_CONFIG_FIELDS = (
     "n_models",
     "workers_per_model",
     "pipeline_size",
@@ -88,6 +88,9 @@ _V1_FIELDS = (
     "instance_type",
     "multiprocess",
     "multiinterpreter",
+)
+_V1_FIELDS = (
+    *_V1_CONFIG_FIELDS,
     "status",
     "throughput_avg",
     "throughput_peak",
@@ -134,19 +137,7 @@ SUMMARY_COLS: tuple[str, ...] = (
     "model_filename",
 )
 
-_CONFIG_FIELDS = (
-    "n_models",
-    "workers_per_model",
-    "pipeline_size",
-    "batch_size",
-    "model_name",
-    "model_filename",
-    "device_type",
-    "instance_type",
-    "multiprocess",
-    "multiinterpreter",
-    *_MORE_CONFIG_FIELDS,
-)
+_CONFIG_FIELDS = (*_V1_CONFIG_FIELDS, *_MORE_CONFIG_FIELDS)
 _COPY_PHASES = ("load", "warmup", "env_setup", "setup")  # "{name}_ns" in each copy
 
 Int64Array = npt.NDArray[np.int64]
