@@ -21,6 +21,7 @@ from neuronperf_core.benchmarking.plan import (
     sweep,
 )
 from neuronperf_core.benchmarking.results import RawResult
+from neuronperf_core.benchmarking.runners import Runner
 from neuronperf_core.benchmarking.worker import Job
 from neuronperf_core.metrics.registry import get_metric
 from neuronperf_core.plugins import get_host
@@ -116,7 +117,7 @@ def benchmark(
             f"load_fn must be callable as load_fn(model_filename, device_id=...), got {load_fn!r}."
         )
     runner_name = _runner_name(runner, multiprocess, multiinterpreter)
-    chosen_runner = get_host().runners.get(runner_name).value
+    chosen_runner: Runner = get_host().runners.get(runner_name).value
     metric_names = as_list(eval_metrics) or []
     metrics = []
     for name in metric_names:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from neuronperf_core.benchmarking.config import BenchmarkConfig
+from neuronperf_core.benchmarking.results import PHASES
 from neuronperf_core.metrics.base import BaseEvalMetric
 
 WARMUP_INFERS = 8  # the Neuron tutorials warm each copy up with 8 calls
@@ -144,8 +145,7 @@ class WorkerResult:
         if stamps.shape[1] == 2:
             phases["infer"] = stamps[:, 1] - stamps[:, 0]
         else:
-            names = ("input", "preprocess", "infer", "postprocess")
-            phases = {name: stamps[:, i + 1] - stamps[:, i] for i, name in enumerate(names)}
+            phases = {name: stamps[:, i + 1] - stamps[:, i] for i, name in enumerate(PHASES)}
         return {
             "copy_id": self.copy_id,
             "worker_id": self.worker_id,
