@@ -13,8 +13,10 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -834,6 +836,14 @@ def test_few_samples_and_a_large_overhead_are_warned_about(
     text = warnings_of(caplog)
     assert "only 20 latency samples" in text and "662" in text
     assert "overhead" in text and "10%" in text
+
+
+def test_forking_beside_torch_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in module: the check only looks at sys.modules, it never imports torch.
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+    with pytest.warns(RuntimeWarning, match="forked model copies hang"):
+        (report,) = cpu.benchmark(npf.DummyModel, X, runner="processes", **QUICK)
+    assert report["status"] == "finished"
 
 
 def test_no_quality_warning_for_a_sound_run(caplog: pytest.LogCaptureFixture) -> None:

@@ -22,9 +22,11 @@ import logging
 import multiprocessing
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -247,6 +249,14 @@ class ProcessRunner:
     def check(self, job: Job) -> None:
         """Fail before any process starts if a fresh interpreter cannot receive the job."""
         if self.start_method == "fork":
+            if "torch" in sys.modules:  # seen, not imported: the check must stay cheap
+                warnings.warn(
+                    "torch is loaded in this process, and forked model copies hang if torch "
+                    "already ran multi-threaded operations here (its OpenMP runtime is not "
+                    "fork-safe). Use npf.torch.benchmark, or multiinterpreter=True.",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
             return
         try:
             pickle.dumps(job)
