@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from abc import abstractmethod
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +69,32 @@ def _check_result(value: float, out: NDArray[Any], tgt: NDArray[Any], where: str
     )
 
 
+class _PairMetric(BaseEvalMetric):
+    """Reads (output, target) pairs as two arrays and hands them to ``_add``: flattened to
+    elements, or with ``_columns`` as (N, D) arrays, a row per record, a column per output."""
+
+    _columns: ClassVar[bool] = False
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        self._read(output, target, batch=False)
+
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        self._read(outputs, targets, batch=True)
+
+    def _read(self, output: Any, target: Any, *, batch: bool) -> None:
+        where = f"{type(self).__name__}.process_{'batch' if batch else 'record'}"
+        if self._columns:
+            out, tgt = _as_columns(output, target, where, batch=batch)
+        else:
+            out, tgt = regression_pair(output, target, where, batch=batch)
+            out, tgt = out.reshape(-1), tgt.reshape(-1)  # a scalar as a 1-element array
+        self._add(out, tgt, where)
+
+    @abstractmethod
+    def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
+        """Fold one record's or batch's arrays into the state."""
+
+
 class RootMeanSquaredError(MeanSquaredError):
     """sqrt(sum((y - x)^2) / n) over every element of every record: the square root of
     the core's MeanSquaredError, whose state and input handling it shares."""
@@ -80,7 +107,7 @@ class RootMeanSquaredError(MeanSquaredError):
         return math.sqrt(super().aggregate(metrics))
 
 
-class MeanAbsolutePercentageError(BaseEvalMetric):
+class MeanAbsolutePercentageError(_PairMetric):
     """sum(|y - x| / max(|y|, eps)) / n over every element of every record
     (scikit-learn's ``mean_absolute_percentage_error``): a fraction, not a
     percentage; eps = 2.2e-16 keeps a zero target finite (and huge)."""
@@ -89,15 +116,6 @@ class MeanAbsolutePercentageError(BaseEvalMetric):
         super().__init__()
         self.total = 0.0  # sum of |y - x| / max(|y|, eps)
         self.count = 0  # elements scored
-
-    def process_record(self, output: Any = None, target: Any = None) -> None:
-        where = "MeanAbsolutePercentageError.process_record"
-        out, tgt = regression_pair(output, target, where, batch=False)
-        self._add(out.reshape(-1), tgt.reshape(-1), where)  # a scalar as a 1-element array
-
-    def process_batch(self, outputs: Any, targets: Any) -> None:
-        where = "MeanAbsolutePercentageError.process_batch"
-        self._add(*regression_pair(outputs, targets, where, batch=True), where)
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
@@ -120,22 +138,13 @@ class MeanAbsolutePercentageError(BaseEvalMetric):
         return math.fsum(m.total for m in items) / count
 
 
-class MaxError(BaseEvalMetric):
+class MaxError(_PairMetric):
     """max(|y - x|) over every element of every record (scikit-learn's ``max_error``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.largest = 0.0  # the largest absolute error so far
         self.count = 0  # elements scored
-
-    def process_record(self, output: Any = None, target: Any = None) -> None:
-        where = "MaxError.process_record"
-        out, tgt = regression_pair(output, target, where, batch=False)
-        self._add(out.reshape(-1), tgt.reshape(-1), where)  # a scalar as a 1-element array
-
-    def process_batch(self, outputs: Any, targets: Any) -> None:
-        where = "MaxError.process_batch"
-        self._add(*regression_pair(outputs, targets, where, batch=True), where)
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
@@ -191,7 +200,7 @@ def _one_minus_ratio(numerator: FloatArray, denominator: FloatArray) -> float:
     return float(scores.mean())
 
 
-class R2Score(BaseEvalMetric):
+class R2Score(_PairMetric):
     """The coefficient of determination 1 - sum((y - x)^2) / sum((y - mean(y))^2)
     (scikit-learn's ``r2_score``): per output, averaged over outputs. A constant
     target scores 1.0 if predicted exactly, else 0.0 (scikit-learn's force_finite).
@@ -200,18 +209,12 @@ class R2Score(BaseEvalMetric):
     of the targets.
     """
 
+    _columns = True
+
     def __init__(self) -> None:
         super().__init__()
         self.squares = np.zeros(0)  # sum((y - x)^2) per output
         self.targets = Moments()
-
-    def process_record(self, output: Any = None, target: Any = None) -> None:
-        where = "R2Score.process_record"
-        self._add(*_as_columns(output, target, where, batch=False), where)
-
-    def process_batch(self, outputs: Any, targets: Any) -> None:
-        where = "R2Score.process_batch"
-        self._add(*_as_columns(outputs, targets, where, batch=True), where)
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
         _check_width(self.targets.width, out.shape[1], where)
@@ -240,25 +243,19 @@ class R2Score(BaseEvalMetric):
         return _one_minus_ratio(squares, targets.m2)
 
 
-class ExplainedVariance(BaseEvalMetric):
+class ExplainedVariance(_PairMetric):
     """1 - Var(y - x) / Var(y) (scikit-learn's ``explained_variance_score``): per
     output, averaged over outputs; like R2Score but blind to a constant bias.
 
     State per output: the count, mean and M2 of the residuals and of the targets.
     """
 
+    _columns = True
+
     def __init__(self) -> None:
         super().__init__()
         self.residuals = Moments()  # of y - x
         self.targets = Moments()  # of y
-
-    def process_record(self, output: Any = None, target: Any = None) -> None:
-        where = "ExplainedVariance.process_record"
-        self._add(*_as_columns(output, target, where, batch=False), where)
-
-    def process_batch(self, outputs: Any, targets: Any) -> None:
-        where = "ExplainedVariance.process_batch"
-        self._add(*_as_columns(outputs, targets, where, batch=True), where)
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
         _check_width(self.targets.width, out.shape[1], where)
@@ -287,22 +284,16 @@ class ExplainedVariance(BaseEvalMetric):
         return _one_minus_ratio(residuals.m2, targets.m2)
 
 
-class PearsonCorrelation(BaseEvalMetric):
+class PearsonCorrelation(_PairMetric):
     """Pearson's r between outputs and targets, cov(x, y) / (std(x) std(y))
     (scipy's ``pearsonr``), for scalar records. NaN, with a warning, when
     outputs or targets are constant (as in scipy)."""
 
+    _columns = True
+
     def __init__(self) -> None:
         super().__init__()
         self.moments = CoMoments()  # x: outputs, y: targets
-
-    def process_record(self, output: Any = None, target: Any = None) -> None:
-        where = "PearsonCorrelation.process_record"
-        self._add(*_as_columns(output, target, where, batch=False), where)
-
-    def process_batch(self, outputs: Any, targets: Any) -> None:
-        where = "PearsonCorrelation.process_batch"
-        self._add(*_as_columns(outputs, targets, where, batch=True), where)
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
         if out.shape[1] != 1:
