@@ -31,8 +31,9 @@ MYPY = "mypy==2.4.1"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The core's tests, in a venv where torch is NOT installed."""
-    session.install(".[test]")
+    """The core's tests (the command line's through a framework test double), in a venv where
+    torch is NOT installed; matplotlib is, for the plots."""
+    session.install(".[test,plot]")
     session.run(
         "python",
         "-c",
@@ -91,8 +92,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the core (its runtime dependencies installed for their types)."""
-    session.install(MYPY, "numpy", "pluggy")
+    """mypy --strict on the core (its runtime dependencies and extras installed for their types)."""
+    session.install(MYPY, "numpy", "pluggy", "matplotlib")
     session.run("mypy")
 
 

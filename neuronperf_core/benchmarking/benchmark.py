@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from neuronperf_core.benchmarking.plan import (
     positive_ints,
     sweep,
 )
+from neuronperf_core.benchmarking.progress import Progress
 from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.runners import Runner
 from neuronperf_core.benchmarking.worker import Job
@@ -33,6 +33,7 @@ logger = logging.getLogger("neuronperf.benchmark")
 EVALUATE_DEFAULTS = {"n_models": 1, "workers_per_model": 2, "duration": 0}
 LOW_SAMPLES_P99 = 662  # MLPerf LoadGen's early-stopping minimum for a p99 claim
 OVERHEAD_WARN_FRACTION = 0.10
+INTERRUPTED = "interrupted: returning the %d configs measured so far"
 
 
 def set_verbosity(verbosity: int) -> None:
@@ -78,6 +79,7 @@ def benchmark(
     *,
     runner: str | None = None,
     results_dir: str | Path | None = ".",
+    results_file: str | Path | None = None,
 ) -> Any:
     """Benchmark every config of a model index (or one model file) over a sweep.
 
@@ -96,7 +98,8 @@ def benchmark(
     With ``results_dir`` (default: the current folder) the reports are
     rewritten to ``{model_name}.results-YYYYmmdd-HHMMSS.json`` there after
     every config, so a crash later loses nothing already measured;
-    ``results_dir=None`` writes nothing.
+    ``results_file`` names the file instead; ``results_dir=None`` (and no
+    ``results_file``) writes nothing.
     """
     # -- check everything before any model loads ----------------------------------
     batch_list = as_list(batch_sizes)
@@ -184,29 +187,35 @@ def benchmark(
         check = getattr(chosen_runner, "check", None)
         if check is not None:
             check(job)  # e.g. a fresh interpreter needs a picklable job
-    results_path = _results_path(results_dir, model_name)
+    results_path = _results_path(results_dir, results_file, model_name)
 
     # -- run ------------------------------------------------------------------------
-    progress = _Progress(len(jobs), float(duration), verbosity)
+    progress = Progress(len(jobs), float(duration), verbosity)
     results: list[RawResult] = []
     reports: list[dict[str, Any]] = []
-    for job in jobs:
-        progress.update(job)
-        try:
-            raw = chosen_runner.run(job, stats_interval or 0)
-        except KeyboardInterrupt:  # outside a runner's timed window (loading, say)
-            logger.warning("interrupted: returning the %d configs measured so far", len(results))
-            break
-        results.append(raw)
-        reports = get_reports(results, cost_per_hour=cost_per_hour)
-        if not evaluating:
-            _check_quality(reports[-1], verbosity)
-        if results_path is not None:
-            write_json(reports, str(results_path))
-        if raw["status"] == "interrupted":
-            logger.warning("interrupted: returning the %d configs measured so far", len(results))
-            break
-    progress.done(results_path)
+    try:
+        for job in jobs:
+            progress.start_config(job.config)
+            try:
+                raw = chosen_runner.run(job, stats_interval or 0)
+            except KeyboardInterrupt:  # outside a runner's timed window (loading, say)
+                progress.end_config()
+                logger.warning(INTERRUPTED, len(results))
+                break
+            progress.end_config()
+            results.append(raw)
+            reports = get_reports(results, cost_per_hour=cost_per_hour)
+            if not evaluating:
+                _check_quality(reports[-1], verbosity)
+            if results_path is not None:
+                write_json(reports, str(results_path))
+            if raw["status"] == "interrupted":
+                logger.warning(INTERRUPTED, len(results))
+                break
+    finally:
+        progress.done()
+    if results_path is not None and results:
+        logger.info("results written to %s", results_path)
     return results if return_timers else reports
 
 
@@ -235,7 +244,16 @@ def evaluate(
     )
 
 
-def _results_path(results_dir: str | Path | None, model_name: str) -> Path | None:
+def _results_path(
+    results_dir: str | Path | None, results_file: str | Path | None, model_name: str
+) -> Path | None:
+    if results_file is not None:
+        path = Path(results_file)
+        if not path.parent.is_dir():
+            raise BenchmarkArgumentError(
+                f"results_file {path}: its folder {path.parent} does not exist; create it first."
+            )
+        return path
     if results_dir is None:
         return None
     folder = Path(results_dir)
@@ -271,41 +289,3 @@ def _check_quality(report: dict[str, Any], verbosity: int) -> None:
             int(OVERHEAD_WARN_FRACTION * 100),
             latency_ms,
         )
-
-
-class _Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
-
-    def __init__(self, total: int, duration: float, verbosity: int) -> None:
-        self.total = total
-        self.duration = duration
-        self.count = 0
-        self.started = time.monotonic()
-        self.tty = verbosity >= 1 and sys.stderr.isatty()
-        estimate = f", about {total * duration:.0f} s of timed runs" if duration else ""
-        logger.info("benchmarking %d configs%s", total, estimate)
-        if self.tty:
-            sys.stderr.write(f"benchmarking {total} configs{estimate}\n")
-
-    def update(self, job: Job) -> None:
-        self.count += 1
-        if not self.tty:
-            return
-        c = job.config
-        elapsed = time.monotonic() - self.started
-        left = (
-            elapsed / (self.count - 1) * (self.total - self.count + 1)
-            if self.count > 1
-            else (self.duration * self.total)
-        )
-        sys.stderr.write(
-            f"\r[{self.count}/{self.total}] batch {c.batch_size}, n_models {c.n_models}, "
-            f"workers {c.workers_per_model}; ~{left:.0f} s left   "
-        )
-        sys.stderr.flush()
-
-    def done(self, path: Path | None) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
-        if path is not None:
-            logger.info("results written to %s", path)

@@ -1,0 +1,5 @@
+import sys
+
+from neuronperf_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,438 @@
+"""Compare two runs (two lists of report dicts) config by config.
+
+Configs are matched on ``KEY_FIELDS`` (batch size, copies, workers, pipeline size,
+cast mode, device type), not on the model name, so model A can be compared with
+model B. A config found in one run only is listed as only-in-old or only-in-new.
+A config that did not finish in either run is kept with its statuses, without
+ratios.
+
+For each config finished in both runs, each metric of ``METRICS`` that both
+reports hold gets the ratio new / old and a verdict: "better", "worse" or
+"within noise". Throughput is better higher, latency better lower.
+
+The noise band is a fixed threshold the user sets (``noise_pct``, default 5): a
+change of at most ``noise_pct`` percent (|ratio - 1| <= noise_pct / 100, edge
+included) is "within noise". Reports hold percentiles, not the samples, so no
+significance test is possible from them; rerun both sides to learn how much a
+figure moves by chance on your machine and set ``noise_pct`` from that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.plots import config_label
+
+__all__ = [
+    "KEY_FIELDS",
+    "METRICS",
+    "CompareError",
+    "Comparison",
+    "ConfigComparison",
+    "MetricChange",
+    "UnmatchedConfig",
+    "Verdict",
+    "compare_reports",
+    "format_comparison",
+]
+
+KEY_FIELDS: Final[tuple[str, ...]] = (
+    "batch_size",
+    "n_models",
+    "workers_per_model",
+    "pipeline_size",
+    "cast_mode",
+    "device_type",
+)
+"""The fields two reports must share to be compared. ``cast_mode`` may be missing
+(NeuronPerf 1.x reports lack it): missing reads as None."""
+
+METRICS: Final[tuple[str, ...]] = (
+    "throughput_avg",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "latency_ms_p95",
+    "latency_ms_p99",
+)
+"""The compared metrics; only ``throughput_avg`` is better higher."""
+
+Verdict = Literal["better", "worse", "within noise"]
+
+_OPTIONAL_KEY_FIELDS = ("cast_mode",)
+_HIGHER_IS_BETTER = frozenset({"throughput_avg"})
+
+
+class CompareError(NeuronPerfError, ValueError):
+    """Runs that cannot be compared: not lists of reports, a missing key field, two
+    reports of one config in one run, or a bad threshold."""
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric of one config in both runs. ``ratio`` is new / old (None when old is 0)."""
+
+    metric: str
+    old: float
+    new: float
+    ratio: float | None
+    verdict: Verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "old": self.old,
+            "new": self.new,
+            "ratio": self.ratio,
+            "verdict": self.verdict,
+        }
+
+
+@dataclass(frozen=True)
+class ConfigComparison:
+    """A config found in both runs. ``changes`` is empty unless it finished in both."""
+
+    label: str
+    key: tuple[Any, ...]  # values of KEY_FIELDS, in that order
+    old_status: str | None
+    new_status: str | None
+    old_model_name: str | None
+    new_model_name: str | None
+    old_error: str | None
+    new_error: str | None
+    changes: tuple[MetricChange, ...]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the config finished in both runs (only then are there ratios)."""
+        return self.old_status == "finished" and self.new_status == "finished"
+
+    @property
+    def status(self) -> str:
+        """ "finished" when finished in both runs, else "old: <status>, new: <status>"."""
+        if self.finished:
+            return "finished"
+        return f"old: {self.old_status}, new: {self.new_status}"
+
+    def change(self, metric: str) -> MetricChange | None:
+        """The change of ``metric``, or None when not compared (absent or not finished)."""
+        return next((c for c in self.changes if c.metric == metric), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "key": dict(zip(KEY_FIELDS, self.key, strict=True)),
+            "status": self.status,
+            "old_status": self.old_status,
+            "new_status": self.new_status,
+            "old_model_name": self.old_model_name,
+            "new_model_name": self.new_model_name,
+            "old_error": self.old_error,
+            "new_error": self.new_error,
+            "changes": {c.metric: c.to_dict() for c in self.changes},
+        }
+
+
+@dataclass(frozen=True)
+class UnmatchedConfig:
+    """A config found in one run only."""
+
+    label: str
+    key: tuple[Any, ...]
+    status: str | None
+    model_name: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "key": dict(zip(KEY_FIELDS, self.key, strict=True)),
+            "status": self.status,
+            "model_name": self.model_name,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two runs compared: ``rows`` in the old run's order, then the unmatched configs."""
+
+    rows: tuple[ConfigComparison, ...]
+    only_old: tuple[UnmatchedConfig, ...]
+    only_new: tuple[UnmatchedConfig, ...]
+    noise_pct: float
+
+    def slower(self, pct: float) -> list[ConfigComparison]:
+        """Configs finished in both runs whose ``throughput_avg`` fell by more than ``pct``
+        percent or whose ``latency_ms_p50`` rose by more than ``pct`` percent.
+
+        Meant as a gate (CI: fail when this is not empty). p99 is deliberately not part
+        of it: it is the noisiest figure; the table shows it.
+        """
+        _check_pct(pct, "pct")
+        out = []
+        for row in self.rows:
+            throughput, p50 = row.change("throughput_avg"), row.change("latency_ms_p50")
+            if (throughput is not None and _moved(throughput.old, throughput.new, pct) < 0) or (
+                p50 is not None and _moved(p50.old, p50.new, pct) > 0
+            ):
+                out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (ratios None where undefined)."""
+        return {
+            "noise_pct": self.noise_pct,
+            "key_fields": list(KEY_FIELDS),
+            "rows": [r.to_dict() for r in self.rows],
+            "only_old": [u.to_dict() for u in self.only_old],
+            "only_new": [u.to_dict() for u in self.only_new],
+        }
+
+
+# ---------------------------------------------------------------- comparing
+
+
+def compare_reports(
+    old: Sequence[Mapping[str, Any]],
+    new: Sequence[Mapping[str, Any]],
+    *,
+    noise_pct: float = 5.0,
+) -> Comparison:
+    """Compare run ``new`` with run ``old`` config by config (see the module docstring)."""
+    _check_pct(noise_pct, "noise_pct")
+    old_by_key = _index(old, "old")
+    new_by_key = _index(new, "new")
+    labels = _labels([*old_by_key, *(k for k in new_by_key if k not in old_by_key)])
+
+    rows = []
+    for key, o in old_by_key.items():
+        n = new_by_key.get(key)
+        if n is None:
+            continue
+        finished = o.get("status") == "finished" and n.get("status") == "finished"
+        changes = _changes(o, n, noise_pct) if finished else ()
+        rows.append(
+            ConfigComparison(
+                label=labels[key],
+                key=key,
+                old_status=_text(o.get("status")),
+                new_status=_text(n.get("status")),
+                old_model_name=_text(o.get("model_name")),
+                new_model_name=_text(n.get("model_name")),
+                old_error=_text(o.get("error")),
+                new_error=_text(n.get("error")),
+                changes=changes,
+            )
+        )
+    return Comparison(
+        rows=tuple(rows),
+        only_old=_unmatched(old_by_key, new_by_key, labels),
+        only_new=_unmatched(new_by_key, old_by_key, labels),
+        noise_pct=float(noise_pct),
+    )
+
+
+def _check_pct(value: Any, name: str) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise CompareError(f"{name} must be a finite number >= 0 (a percentage), got {value!r}.")
+
+
+def _index(reports: Any, run: str) -> dict[tuple[Any, ...], Mapping[str, Any]]:
+    """The reports of one run by config key, checked."""
+    if isinstance(reports, Mapping | str | bytes):
+        raise CompareError(
+            f"The {run} run must be a list of report dicts, got {type(reports).__name__}. "
+            "Pass the list benchmark() returns or a results JSON file's list."
+        )
+    try:
+        items = list(reports)
+    except TypeError:
+        raise CompareError(
+            f"The {run} run must be a list of report dicts, got {type(reports).__name__}."
+        ) from None
+    out: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    where: dict[tuple[Any, ...], int] = {}
+    for i, r in enumerate(items):
+        if not isinstance(r, Mapping):
+            raise CompareError(
+                f"{run}[{i}] is not a report dict: got {type(r).__name__}. "
+                "Pass the list benchmark() returns or a results JSON file's list."
+            )
+        missing = [f for f in KEY_FIELDS if f not in r and f not in _OPTIONAL_KEY_FIELDS]
+        if missing:
+            raise CompareError(
+                f"{run}[{i}] lacks {', '.join(map(repr, missing))}: configs are matched on "
+                f"{', '.join(KEY_FIELDS)}. Compare reports as benchmark() writes them."
+            )
+        key = tuple(r.get(f) for f in KEY_FIELDS)
+        try:
+            hash(key)
+        except TypeError:
+            raise CompareError(
+                f"{run}[{i}] has a config field that is not a plain value: "
+                f"{dict(zip(KEY_FIELDS, key, strict=True))}. Expected numbers, strings or None."
+            ) from None
+        if key in out:
+            raise CompareError(
+                f"The {run} run holds config {config_label(r)!r} "
+                f"({dict(zip(KEY_FIELDS, key, strict=True))}) twice: {run}[{where[key]}] and "
+                f"{run}[{i}]. Each config may appear once per run; compare one model's results "
+                "at a time or drop the extra reports."
+            )
+        out[key] = r
+        where[key] = i
+    return out
+
+
+def _labels(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], str]:
+    """``config_label`` of each key; the device type added where it tells two apart."""
+    base = {k: config_label(dict(zip(KEY_FIELDS, k, strict=True))) for k in keys}
+    taken: dict[str, int] = {}
+    for label in base.values():
+        taken[label] = taken.get(label, 0) + 1
+    device = KEY_FIELDS.index("device_type")
+    # The label shows every key field but the device type, so equal labels differ there.
+    return {k: f"{v} {k[device]}" if taken[v] > 1 else v for k, v in base.items()}
+
+
+def _unmatched(
+    these: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    others: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    labels: Mapping[tuple[Any, ...], str],
+) -> tuple[UnmatchedConfig, ...]:
+    return tuple(
+        UnmatchedConfig(
+            label=labels[k],
+            key=k,
+            status=_text(r.get("status")),
+            model_name=_text(r.get("model_name")),
+        )
+        for k, r in these.items()
+        if k not in others
+    )
+
+
+def _changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], noise_pct: float
+) -> tuple[MetricChange, ...]:
+    out = []
+    for metric in METRICS:
+        o, n = _number(old.get(metric), metric), _number(new.get(metric), metric)
+        if o is None or n is None:
+            continue
+        moved = _moved(o, n, noise_pct)
+        if metric not in _HIGHER_IS_BETTER:
+            moved = -moved
+        verdict: Verdict = "better" if moved > 0 else "worse" if moved < 0 else "within noise"
+        out.append(MetricChange(metric, o, n, n / o if o != 0 else None, verdict))
+    return tuple(out)
+
+
+def _moved(old: float, new: float, pct: float) -> int:
+    """+1 if ``new`` is more than ``pct`` percent above ``old``, -1 if more than ``pct``
+    percent below, else 0. Exactly ``pct`` is not more (a float tolerance keeps 5.0 -> 5.25
+    at 5% inside)."""
+    if old == 0:  # no ratio: any change is beyond any band
+        return (new > old) - (new < old)
+    change = abs(new / old - 1) * 100
+    if change <= pct or math.isclose(change, pct, rel_tol=1e-9, abs_tol=1e-12):
+        return 0
+    return 1 if new > old else -1
+
+
+def _number(value: Any, metric: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CompareError(
+            f"{metric} is {value!r}, expected a number or None. Compare reports as "
+            "benchmark() returns them or as loaded from their JSON file (CSV files hold text)."
+        )
+    return float(value) if math.isfinite(value) else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """An aligned text table, one line per config found in both runs, then the configs
+    found in one run only. Ratios are new / old ("1.23x"); verdicts are words."""
+    header = ["config", "old tput/s", "new tput/s", "tput", "verdict"]
+    header += ["p50", "verdict", "p99", "verdict"]
+    numeric = {1, 2, 3, 5, 7}  # right-aligned: numbers and ratios
+    table: list[list[str]] = []  # finished rows
+    unfinished: dict[int, str] = {}  # line number -> status, written across the number columns
+    for row in comparison.rows:
+        if not row.finished:
+            unfinished[len(table)] = row.status
+            table.append([row.label])
+            continue
+        throughput = row.change("throughput_avg")
+        cells = [
+            row.label,
+            _value(throughput.old if throughput else None),
+            _value(throughput.new if throughput else None),
+        ]
+        for metric in ("throughput_avg", "latency_ms_p50", "latency_ms_p99"):
+            change = row.change(metric)
+            cells += [_ratio(change), change.verdict if change else "N/A"]
+        table.append(cells)
+
+    widths = [
+        max([len(h), *(len(c[i]) for c in table if len(c) > i)]) for i, h in enumerate(header)
+    ]
+
+    def render(cells: list[str]) -> str:
+        padded = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ]
+        return "  ".join(padded).rstrip()
+
+    out = [
+        f"ratios new/old; within noise: a change of at most {comparison.noise_pct:g}% "
+        "(a fixed threshold, not a significance test)"
+    ]
+    models = _model_names(comparison)
+    if models:
+        out.append(models)
+    out += [render(header), "  ".join("-" * w for w in widths)]
+    for i, cells in enumerate(table):
+        out.append(render(cells) if i not in unfinished else f"{render(cells)}  {unfinished[i]}")
+    if not comparison.rows:
+        out.append("(no config found in both runs)")
+    for name, unmatched in (("old", comparison.only_old), ("new", comparison.only_new)):
+        out += [f"only in {name}: {u.label} ({u.status})" for u in unmatched]
+    return "\n".join(out) + "\n"
+
+
+def _model_names(comparison: Comparison) -> str | None:
+    """ "old: A, new: B" when each run has one model name, else None."""
+    old = {r.old_model_name for r in comparison.rows} | {u.model_name for u in comparison.only_old}
+    new = {r.new_model_name for r in comparison.rows} | {u.model_name for u in comparison.only_new}
+    if len(old) == 1 == len(new) and None not in old | new:
+        return f"old: {old.pop()}, new: {new.pop()}"
+    return None
+
+
+def _value(value: float | None) -> str:
+    if value is None:
+        return "N/A"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def _ratio(change: MetricChange | None) -> str:
+    if change is None or change.ratio is None:
+        return "N/A"
+    return f"{change.ratio:.2f}x"

@@ -1,0 +1,317 @@
+"""Reports -> one PNG with two panels: throughput against latency, and latency percentiles.
+
+``plot_reports`` draws only configs whose status is "finished" and that have
+``throughput_avg``, ``latency_ms_p50`` and ``latency_ms_p99``:
+
+- left, "which config do I deploy": ``throughput_avg`` (y) against latency (x,
+  ms); each config is a filled marker at its p50 latency and a hollow one at its
+  p99, joined by a thin line, labelled with ``config_label``.
+- right: each config's latency percentiles as one row: a thin line from p0 to
+  p100, a thick bar from p50 to p99, a tick at p50. These are the percentiles
+  the report holds, not a histogram of the samples.
+
+The latency axes turn logarithmic when the largest latency shown is more than
+``LOG_SCALE_SPREAD`` times the smallest.
+
+matplotlib is imported only when a plot is drawn (``pip install
+'neuronperf-core[plot]'``), so ``import neuronperf`` stays light. The figure is
+drawn with matplotlib's object API and the Agg canvas, never pyplot: no global
+backend state, no display needed, safe from threads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import secrets
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.files import fsync_dir
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "DPI",
+    "FIGSIZE_IN",
+    "LOG_SCALE_SPREAD",
+    "PlotError",
+    "config_label",
+    "plot_reports",
+]
+
+FIGSIZE_IN: Final[tuple[float, float]] = (12.0, 5.0)
+"""Figure size in inches (width, height); at ``DPI`` the PNG is 1200 x 500 pixels."""
+DPI: Final[int] = 100
+LOG_SCALE_SPREAD: Final[float] = 100.0
+"""A latency axis is logarithmic when max / min of what it shows exceeds this."""
+
+_PERCENTILES = (0, 50, 90, 95, 99, 100)
+_INSTALL_HINT = "plotting needs matplotlib: pip install 'neuronperf-core[plot]'"
+
+
+class PlotError(NeuronPerfError, ValueError):
+    """Nothing to plot, matplotlib missing, or a file that cannot be written where asked."""
+
+
+def config_label(report: Mapping[str, Any]) -> str:
+    """A short label of a report's config: "b8 n2 w4", plus "p2" when the pipeline size
+    is not 1 and the cast mode when set ("b8 n2 w4 p2 fp16"). Missing values show "?"."""
+
+    def value(field: str) -> str:
+        v = report.get(field)
+        return "?" if v is None else str(v)
+
+    parts = [f"b{value('batch_size')}", f"n{value('n_models')}", f"w{value('workers_per_model')}"]
+    pipeline_size = report.get("pipeline_size")
+    if pipeline_size is not None and pipeline_size != 1:
+        parts.append(f"p{pipeline_size}")
+    cast_mode = report.get("cast_mode")
+    if cast_mode is not None and cast_mode != "":
+        parts.append(str(cast_mode))
+    return " ".join(parts)
+
+
+def plot_reports(
+    reports: Sequence[Mapping[str, Any]],
+    filename: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> str:
+    """Write a PNG of ``reports`` (``FIGSIZE_IN`` at ``DPI``) to ``filename``; returns it.
+
+    Configs not "finished", or without throughput or p50/p99 latency, are left out.
+    ``title`` defaults to the model name and device type when all reports share them.
+    The write is atomic: a crash leaves the old file or the new one.
+    """
+    if isinstance(reports, Mapping):
+        raise PlotError(
+            "plot_reports() takes a list of report dicts, got one report (a dict); "
+            "wrap it in a list: plot_reports([report], filename)."
+        )
+    rows = [_row(r, i) for i, r in enumerate(reports)]
+    kept = [r for r in rows if r is not None]
+    if not kept:
+        raise PlotError(
+            f"No finished configs to plot: of {len(rows)} report(s), none has status "
+            "'finished' with throughput_avg, latency_ms_p50 and latency_ms_p99. "
+            "Check the reports' 'status' and 'error' fields."
+        )
+    path = Path(filename)
+    folder = path.parent
+    if not folder.is_dir():
+        raise PlotError(
+            f"Cannot write the plot to {os.fspath(filename)!r}: the folder {os.fspath(folder)!r} "
+            "does not exist. Create it first or choose another filename."
+        )
+
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise PlotError(_INSTALL_HINT) from e
+
+    labels = _distinct_labels([report for report, _ in kept])
+    values = [v for _, v in kept]
+    figure = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)  # attaches itself: savefig renders with Agg, no pyplot
+    throughput_axes, percentile_axes = figure.subplots(1, 2)
+    _draw_throughput_latency(throughput_axes, labels, values)
+    _draw_percentiles(percentile_axes, labels, values)
+    if title is None:
+        title = _default_title([report for report, _ in kept])
+    if title:
+        figure.suptitle(title)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    _atomic_write_bytes(path, buffer.getvalue())
+    return os.fspath(filename)
+
+
+# ---------------------------------------------------------------- data
+
+
+def _row(report: Any, index: int) -> tuple[Mapping[str, Any], dict[str, float]] | None:
+    """The numbers to draw of one report, or None when it is left out."""
+    if not isinstance(report, Mapping):
+        raise PlotError(
+            f"reports[{index}] is not a report dict: got {type(report).__name__}. "
+            "Pass the list of dicts benchmark() or get_reports() returns."
+        )
+    if report.get("status") != "finished":
+        return None
+    fields = ["throughput_avg", *(f"latency_ms_p{p}" for p in _PERCENTILES)]
+    values: dict[str, float] = {}
+    for field in fields:
+        v = report.get(field)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise PlotError(
+                f"reports[{index}][{field!r}] is {v!r}, expected a number or None. "
+                "Plot reports as benchmark() returns them or as loaded from their JSON file "
+                "(CSV files hold text)."
+            )
+        if math.isfinite(v):
+            values[field] = float(v)
+    if not {"throughput_avg", "latency_ms_p50", "latency_ms_p99"} <= values.keys():
+        return None
+    return report, values
+
+
+def _distinct_labels(reports: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``config_label`` of each, extended where two would read the same: the model name,
+    then the device type where those tell them apart, else a number."""
+    labels = [config_label(r) for r in reports]
+    for field in ("model_name", "device_type"):
+        counts = Counter(labels)
+        groups: dict[str, set[Any]] = {}
+        for label, r in zip(labels, reports, strict=True):
+            groups.setdefault(label, set()).add(str(r.get(field)))
+        labels = [
+            f"{label} {r.get(field)}" if counts[label] > 1 and len(groups[label]) > 1 else label
+            for label, r in zip(labels, reports, strict=True)
+        ]
+    counts = Counter(labels)
+    seen: Counter[str] = Counter()
+    out = []
+    for label in labels:
+        seen[label] += 1
+        out.append(f"{label} #{seen[label]}" if counts[label] > 1 else label)
+    return out
+
+
+def _default_title(reports: Sequence[Mapping[str, Any]]) -> str:
+    parts = []
+    for field in ("model_name", "device_type"):
+        distinct = {r.get(field) for r in reports}
+        if len(distinct) == 1 and None not in distinct:
+            parts.append(str(distinct.pop()))
+    return " on ".join(parts)
+
+
+def _log_scale_fits(latencies: Sequence[float]) -> bool:
+    low, high = min(latencies), max(latencies)
+    return low > 0 and high / low > LOG_SCALE_SPREAD  # a log axis cannot show 0
+
+
+# ---------------------------------------------------------------- drawing
+
+
+def _draw_throughput_latency(
+    axes: Axes, labels: Sequence[str], values: Sequence[Mapping[str, float]]
+) -> None:
+    from matplotlib.lines import Line2D
+
+    colours = _colours(len(labels))
+    for label, v, colour in zip(labels, values, colours, strict=True):
+        y = v["throughput_avg"]
+        p50, p99 = v["latency_ms_p50"], v["latency_ms_p99"]
+        axes.plot([p50, p99], [y, y], color=colour, linewidth=0.8)
+        axes.plot([p50], [y], marker="o", markersize=7, color=colour, linestyle="none")
+        axes.plot(
+            [p99],
+            [y],
+            marker="o",
+            markersize=7,
+            markerfacecolor="none",
+            markeredgecolor=colour,
+            linestyle="none",
+        )
+        axes.annotate(
+            label, (p50, y), xytext=(4, 5), textcoords="offset points", fontsize=8, color=colour
+        )
+    if _log_scale_fits([x for v in values for x in (v["latency_ms_p50"], v["latency_ms_p99"])]):
+        axes.set_xscale("log")
+    axes.set_xlabel("latency (ms)")
+    axes.set_ylabel("throughput_avg (inferences/s)")
+    axes.set_title("Throughput against latency, per config")
+    axes.grid(True, alpha=0.3)
+    axes.legend(
+        handles=[
+            Line2D([], [], marker="o", color="grey", linestyle="none", label="p50 latency"),
+            Line2D(
+                [],
+                [],
+                marker="o",
+                color="grey",
+                markerfacecolor="none",
+                linestyle="none",
+                label="p99 latency",
+            ),
+        ],
+        loc="best",
+        fontsize=8,
+    )
+
+
+def _draw_percentiles(
+    axes: Axes, labels: Sequence[str], values: Sequence[Mapping[str, float]]
+) -> None:
+    from matplotlib.lines import Line2D
+
+    colours = _colours(len(labels))
+    shown: list[float] = []
+    for row, (v, colour) in enumerate(zip(values, colours, strict=True)):
+        p50, p99 = v["latency_ms_p50"], v["latency_ms_p99"]
+        low, high = v.get("latency_ms_p0", p50), v.get("latency_ms_p100", p99)
+        axes.hlines(row, low, high, color=colour, linewidth=1)
+        axes.hlines(row, p50, p99, color=colour, linewidth=7, alpha=0.5)
+        axes.plot([p50], [row], marker="|", markersize=14, markeredgewidth=2, color="black")
+        for p in (90, 95):  # inside the bar: small dots, when the report has them
+            if f"latency_ms_p{p}" in v:
+                axes.plot([v[f"latency_ms_p{p}"]], [row], marker=".", color="black")
+        shown += [low, high]
+    axes.set_yticks(range(len(labels)), labels, fontsize=8)
+    axes.set_ylim(len(labels) - 0.5, -0.5)  # the first config on top
+    if _log_scale_fits(shown):
+        axes.set_xscale("log")
+    axes.set_xlabel("latency (ms), percentiles from the reports (not a histogram)")
+    axes.set_title("Latency percentiles, per config")
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.legend(
+        handles=[
+            Line2D([], [], color="grey", linewidth=1, label="p0 to p100"),
+            Line2D([], [], color="grey", linewidth=7, alpha=0.5, label="p50 to p99"),
+            Line2D([], [], color="black", marker="|", markersize=10, linestyle="none", label="p50"),
+            Line2D([], [], color="black", marker=".", linestyle="none", label="p90, p95"),
+        ],
+        # below the axes: inside, it would hide the whisker ends of some row
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=4,
+        fontsize=8,
+    )
+
+
+def _colours(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``files.atomic_write`` for bytes (that one writes text): a temp file in the same
+    folder, then os.replace, so a crash leaves the old file or the new."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

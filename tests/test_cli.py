@@ -1,0 +1,357 @@
+"""The `neuronperf` command line, each command run in a subprocess as a user runs it.
+
+Framework commands run against ``cli_framework_double`` (a test double of a framework
+plugin, found through a fake installed distribution) and the real engine; the torch
+plugin's tests run the same commands with torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+DOUBLE = Path(__file__).with_name("cli_framework_double.py")
+QUICK = ["--duration", "0.2", "--n-models", "1", "--workers-per-model", "1,2"]
+
+
+class Cli:
+    """Runs `python -m neuronperf ...` in a folder, with the framework double installed."""
+
+    def __init__(self, cwd: Path, site: Path | None) -> None:
+        self.cwd = cwd
+        self.env = {**os.environ, "PYTHONPATH": str(site) if site else ""}
+        self.env.pop("NEURONPERF_DISABLE_PLUGINS", None)
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "neuronperf", *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = self.run(*args)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json").stdout)
+
+    def user_error(self, *args: str) -> str:
+        """The one line a user error prints; exit status 2, no traceback."""
+        result = self.run(*args)
+        assert result.returncode == 2, (result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        return result.stderr
+
+
+@pytest.fixture
+def cli(fake_site, tmp_path: Path) -> Cli:
+    fake_site.add_dist(
+        "npf-scale-double", "1.0", {"scale": "cli_framework_double"},
+        {"cli_framework_double": DOUBLE.read_text()},
+    )  # fmt: skip
+    work = tmp_path / "work"
+    work.mkdir()
+    return Cli(work, fake_site.root)
+
+
+@pytest.fixture
+def index(cli: Cli) -> Path:
+    cli.ok("compile", "cli_framework_double:make_model", "--input-shape", "1x4",
+           "--batch-sizes", "1,4", "--out", "models")  # fmt: skip
+    return cli.cwd / "models" / "make_model.json"
+
+
+def dataset(path: Path, n: int = 40, classes: int = 4) -> Path:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, classes)).astype("float32")
+    np.savez(path, x=x, y=x.argmax(axis=1))  # ScaleModel(2) keeps the argmax: accuracy 1
+    return path
+
+
+# -- help -------------------------------------------------------------------------------------
+
+COMMANDS = ["demo", "compile", "benchmark", "evaluate", "report", "plugins", "metrics"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(cli, command):
+    out = cli.ok(command, "--help").stdout
+    assert "example:\n  neuronperf " + command in out
+    assert "--json" in out
+
+
+def test_top_level_help_lists_every_command(cli):
+    out = cli.ok("--help").stdout
+    for command in COMMANDS:
+        assert f"    {command}" in out
+
+
+# -- compile ---------------------------------------------------------------------------------
+
+
+def test_compile_writes_an_index_of_one_artifact_per_batch_size(cli, index):
+    configs = json.loads(index.read_text())["model_configs"]
+    assert [(c["batch_size"], c["status"]) for c in configs] == [(1, "finished"), (4, "finished")]
+    assert all((index.parent / c["filename"]).is_file() for c in configs)
+
+
+def test_compile_prints_the_index_as_json(cli):
+    data = cli.json("compile", "cli_framework_double:make_model", "--input-shape", "1x4",
+                    "--out", "m", "--name", "scaled")  # fmt: skip
+    assert data["index"] == str(cli.cwd / "m" / "scaled.json")
+    assert data["model_index"]["model_name"] == "scaled"
+
+
+def test_compile_from_a_saved_model_file(cli):
+    (cli.cwd / "two.scalemodel").write_text('{"scale": 3}')
+    out = cli.ok("compile", "two.scalemodel", "--input-shape", "1x4", "--out", "m").stdout
+    assert "model index: m/two.json" in out
+    assert "finished" in out
+
+
+def test_compile_refuses_to_overwrite_an_index(cli, index):
+    before = index.read_text()
+    err = cli.user_error("compile", "cli_framework_double:make_model", "--input-shape", "1x4",
+                         "--out", "models")  # fmt: skip
+    assert "exists" in err and "--name" in err
+    assert index.read_text() == before
+
+
+# -- benchmark -------------------------------------------------------------------------------
+
+
+def test_benchmark_random_inputs_writes_json_and_csv(cli, index):
+    data = cli.json("benchmark", str(index), "--input-shape", "1x4", *QUICK, "--output-dir", "out")
+    reports = data["reports"]
+    assert [(r["batch_size"], r["workers_per_model"]) for r in reports] == [
+        (1, 1), (1, 2), (4, 1), (4, 2)
+    ]  # fmt: skip
+    assert all(r["status"] == "finished" and r["throughput_avg"] > 0 for r in reports)
+    assert json.loads(Path(data["files"]["json"]).read_text()) == reports
+    with open(data["files"]["csv"]) as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert Path(data["files"]["json"]).parent == cli.cwd / "out"
+
+
+def test_benchmark_inputs_file_and_a_table_with_progress_lines(cli, index):
+    np.savez(cli.cwd / "in.npz", x=np.ones((4, 4), dtype="float32"))
+    result = cli.ok("benchmark", str(index), "--inputs", "in.npz", "--batch-sizes", "4", *QUICK)
+    header = result.stdout.splitlines()[0].split()
+    assert header[:3] == ["throughput_avg", "latency_ms_p50", "latency_ms_p99"]
+    assert "json: " in result.stdout and "csv: " in result.stdout
+    # not a terminal: progress is one plain line per config, on stderr
+    assert "[1/2] batch 4, n_models 1, workers 1" in result.stderr
+    assert "[2/2] batch 4, n_models 1, workers 2" in result.stderr
+    assert "\r" not in result.stderr
+
+
+def test_benchmark_progress_on_a_terminal_is_a_bar(cli, index):
+    import pty
+
+    parent, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuronperf", "benchmark", str(index), "--input-shape", "1x4",
+         "--duration", "1.2", "--n-models", "1", "--workers-per-model", "1", "--batch-sizes", "1"],
+        cwd=cli.cwd, env=cli.env, stdout=subprocess.DEVNULL, stderr=child,
+    )  # fmt: skip
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(parent, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0
+    text = seen.decode()
+    assert "\r\x1b[K[" in text and "1/1 batch 1, n_models 1, workers 1" in text
+    assert "s left" in text
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+def test_evaluate_scores_each_batch_size(cli, index):
+    dataset(cli.cwd / "val.npz")
+    data = cli.json("evaluate", str(index), "--dataset", "val.npz",
+                    "--metrics", "accuracy,precision:average=macro")  # fmt: skip
+    reports = data["reports"]
+    assert [r["batch_size"] for r in reports] == [1, 4]
+    assert all(r["accuracy"] == 1.0 and r["precision:average=macro"] == 1.0 for r in reports)
+    assert [r["total_infs"] for r in reports] == [40, 10]  # every record scored once
+
+
+def test_evaluate_table_shows_the_metrics(cli, index):
+    dataset(cli.cwd / "val.npz")
+    out = cli.ok("evaluate", str(index), "--dataset", "val.npz", "--batch-sizes", "4").stdout
+    assert out.splitlines()[0].split()[:2] == ["batch_size", "accuracy"]
+    assert out.splitlines()[2].split()[:2] == ["4", "1.000"]
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def _results(cli: Cli, index: Path, out: str) -> Path:
+    data = cli.json("benchmark", str(index), "--input-shape", "1x4", *QUICK, "--output-dir", out)
+    return Path(data["files"]["json"])
+
+
+def test_report_shows_sorts_and_plots_one_run(cli, index):
+    results = _results(cli, index, "run")
+    out = cli.ok("report", str(results), "--sort-by", "batch_size", "--cols",
+                 "batch_size,workers_per_model").stdout  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0].split() == ["batch_size", "workers_per_model"]
+    assert [line.split()[0] for line in lines[2:6]] == ["1", "1", "4", "4"]
+    assert cli.json("report", str(results)) == json.loads(results.read_text())
+    pytest.importorskip("matplotlib")
+    out = cli.ok("report", str(results), "--plot", "run.png").stdout
+    png = (cli.cwd / "run.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24])[0] > 0
+    assert f"plot: {cli.cwd / 'run.png'}" in out
+
+
+def test_report_compares_two_runs_and_gates_on_slowdown(cli, index):
+    old = _results(cli, index, "old")
+    slower = json.loads(old.read_text())
+    for r in slower:  # a run 30% slower in every config
+        r["throughput_avg"] *= 0.7
+        for p in ("p50", "p90", "p95", "p99"):
+            r[f"latency_ms_{p}"] /= 0.7
+    new = cli.cwd / "new.json"
+    new.write_text(json.dumps(slower))
+    out = cli.ok("report", str(old), str(new)).stdout
+    assert out.count("worse") >= 4
+    data = cli.json("report", str(old), str(new))
+    assert len(data["rows"]) == 4
+    gate = cli.run("report", str(old), str(new), "--fail-if-slower", "10")
+    assert gate.returncode == 1
+    assert gate.stderr.count("slower by over 10%") == 4
+    assert cli.run("report", str(old), str(new), "--fail-if-slower", "50").returncode == 0
+    assert cli.run("report", str(old), str(old), "--fail-if-slower", "1").returncode == 0
+
+
+# -- user errors: one line, exit 2 -----------------------------------------------------------
+
+
+def test_missing_model_file(cli):
+    err = cli.user_error("benchmark", "nowhere.json", "--input-shape", "1x4")
+    assert err == "neuronperf benchmark: error: INDEX_OR_MODEL nowhere.json does not exist\n"
+
+
+def test_bad_shape_string(cli, index):
+    result = cli.run("benchmark", str(index), "--input-shape", "1x3xa")
+    assert result.returncode == 2
+    assert "expected positive dimensions joined by x" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_metric_names_the_closest(cli, index):
+    dataset(cli.cwd / "val.npz")
+    err = cli.user_error("evaluate", str(index), "--dataset", "val.npz", "--metrics", "acuracy")
+    assert "Unknown metric 'acuracy'. Closest known names: 'Accuracy'" in err
+
+
+def test_no_plugin_for_the_artifact(cli):
+    (cli.cwd / "model.onnx").write_bytes(b"\0")
+    err = cli.user_error("benchmark", "model.onnx", "--input-shape", "1x4")
+    assert "no installed framework plugin can load model.onnx" in err
+    assert "pip install neuronperf-torch" in err
+
+
+def test_no_framework_installed(tmp_path):
+    from importlib.metadata import entry_points
+
+    bare = Cli(tmp_path, None)
+    installed = [ep.name for ep in entry_points(group="neuronperf")]  # where plugins are around
+    bare.env["NEURONPERF_DISABLE_PLUGINS"] = ",".join(installed)
+    (tmp_path / "m.pt2").write_bytes(b"\0")
+    err = bare.user_error("benchmark", "m.pt2", "--input-shape", "1x4")
+    assert "no framework plugin is installed" in err and "pip install neuronperf-torch" in err
+    err = bare.user_error("demo", "--quick")
+    assert "no framework 'torch' is installed" in err
+
+
+def test_inputs_missing_or_conflicting(cli, index):
+    assert "--input-shape" in cli.user_error("benchmark", str(index))
+    np.savez(cli.cwd / "in.npz", x=np.ones((2, 4), dtype="float32"))
+    err = cli.user_error("benchmark", str(index), "--inputs", "in.npz")
+    assert "holds 2 rows; batch size 4 needs at least 4" in err
+    err = cli.user_error("benchmark", str(index), "--inputs", "in.npz", "--input-shape", "1x4")
+    assert "not both" in err
+
+
+def test_a_command_the_framework_does_not_offer(cli, index):
+    err = cli.user_error("demo", "--framework", "scale")
+    assert "does not offer demo()" in err
+
+
+def test_report_errors(cli, index):
+    assert "is a model index" in cli.user_error("report", str(index))
+    (cli.cwd / "bad.json").write_text("{")
+    assert "cannot read" in cli.user_error("report", "bad.json")
+
+
+def test_verbose_shows_the_traceback(cli):
+    result = cli.run("benchmark", "nowhere.json", "--input-shape", "1x4", "--verbose")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "does not exist" in result.stderr
+
+
+def test_output_to_a_closed_pipe_is_quiet(cli):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuronperf", "metrics"],
+        cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def test_ctrl_c_keeps_what_finished_and_exits_130(cli, index):
+    log = cli.cwd / "stderr.txt"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "neuronperf", "benchmark", str(index), "--input-shape", "1x4",
+             "--duration", "60", "--n-models", "1", "--workers-per-model", "1,2",
+             "--batch-sizes", "1", "--output-dir", "out"],
+            cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "[1/2]" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # loaded and warmed up: inside the first config's 60 s timed window
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, log.read_text()
+    assert "interrupted" in log.read_text()
+    out = cli.cwd / "out"
+    (results,) = out.glob("*.json")
+    (report,) = json.loads(results.read_text())
+    assert report["status"] == "interrupted" and report["total_infs"] > 0
+    assert len(list(out.glob("*.csv"))) == 1
+    assert "interrupted" in stdout.splitlines()[2].split()  # the table shows the status

@@ -1,0 +1,387 @@
+"""compare: matching two runs config by config, ratios, verdicts, the gate and the table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import neuronperf as npf
+from neuronperf_core.compare import (
+    KEY_FIELDS,
+    METRICS,
+    CompareError,
+    Comparison,
+    compare_reports,
+    format_comparison,
+)
+from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.reporting import write_json
+
+
+def report(**fields: Any) -> dict[str, Any]:
+    """A finished report of config b1 n1 w1 on the CPU; ``fields`` override."""
+    out: dict[str, Any] = {
+        "model_name": "m",
+        "device_type": "cpu",
+        "status": "finished",
+        "error": None,
+        "batch_size": 1,
+        "n_models": 1,
+        "workers_per_model": 1,
+        "pipeline_size": 1,
+        "cast_mode": None,
+        "throughput_avg": 100.0,
+        "throughput_peak": 110.0,
+        "latency_ms_p0": 5.0,
+        "latency_ms_p50": 10.0,
+        "latency_ms_p90": 12.0,
+        "latency_ms_p95": 14.0,
+        "latency_ms_p99": 20.0,
+        "latency_ms_p100": 40.0,
+        "latency_ms_avg": 10.5,
+        "latency_ms_std": 2.0,
+        "latency_samples": 1000,
+    }
+    out.update(fields)
+    return out
+
+
+def verdicts(comparison: Comparison, index: int = 0) -> dict[str, str]:
+    return {c.metric: c.verdict for c in comparison.rows[index].changes}
+
+
+# -- matching -------------------------------------------------------------------------
+
+
+def test_configs_match_on_the_key_fields_in_the_old_runs_order() -> None:
+    old = [report(batch_size=1), report(batch_size=8), report(batch_size=8, n_models=2)]
+    new = [report(batch_size=8, n_models=2), report(batch_size=1), report(batch_size=8)]
+    comparison = compare_reports(old, new)
+    assert [r.label for r in comparison.rows] == ["b1 n1 w1", "b8 n1 w1", "b8 n2 w1"]
+    assert comparison.rows[1].key == (8, 1, 1, 1, None, "cpu")
+    assert comparison.only_old == comparison.only_new == ()
+
+
+def test_model_name_is_not_part_of_the_match() -> None:
+    comparison = compare_reports([report(model_name="A")], [report(model_name="B")])
+    (row,) = comparison.rows
+    assert (row.old_model_name, row.new_model_name) == ("A", "B")
+    assert "old: A, new: B" in format_comparison(comparison)
+
+
+@pytest.mark.parametrize(
+    ("field", "other"),
+    [
+        ("batch_size", 2),
+        ("n_models", 2),
+        ("workers_per_model", 2),
+        ("pipeline_size", 2),
+        ("cast_mode", "fp16"),
+        ("device_type", "cuda"),
+    ],
+)
+def test_each_key_field_separates_configs(field: str, other: Any) -> None:
+    comparison = compare_reports([report()], [report(**{field: other})])
+    assert comparison.rows == ()
+    assert [u.key for u in comparison.only_old] == [tuple(report()[f] for f in KEY_FIELDS)]
+    assert [u.key[KEY_FIELDS.index(field)] for u in comparison.only_new] == [other]
+
+
+def test_unmatched_configs_are_listed_per_run_with_their_status() -> None:
+    old = [report(), report(batch_size=4, status="error", error="boom")]
+    new = [report(), report(batch_size=16), report(batch_size=32)]
+    comparison = compare_reports(old, new)
+    assert [(u.label, u.status) for u in comparison.only_old] == [("b4 n1 w1", "error")]
+    assert [u.label for u in comparison.only_new] == ["b16 n1 w1", "b32 n1 w1"]
+    text = format_comparison(comparison)
+    assert "only in old: b4 n1 w1 (error)\n" in text
+    assert "only in new: b16 n1 w1 (finished)\n" in text
+    assert "only in new: b32 n1 w1 (finished)\n" in text
+
+
+def test_a_missing_cast_mode_reads_as_none() -> None:
+    v1_report = report()
+    del v1_report["cast_mode"]  # NeuronPerf 1.x reports lack it
+    comparison = compare_reports([v1_report], [report()])
+    assert len(comparison.rows) == 1
+
+
+def test_labels_name_the_device_where_two_configs_differ_only_there() -> None:
+    run = [report(device_type="cpu"), report(device_type="cuda"), report(batch_size=2)]
+    comparison = compare_reports(run, run)
+    assert [r.label for r in comparison.rows] == ["b1 n1 w1 cpu", "b1 n1 w1 cuda", "b2 n1 w1"]
+
+
+def test_unfinished_configs_are_kept_without_ratios() -> None:
+    old = [report(), report(batch_size=2)]
+    new = [report(status="error", error="out of memory"), report(batch_size=2, status="killed")]
+    comparison = compare_reports(old, new)
+    first, second = comparison.rows
+    assert first.changes == second.changes == ()
+    assert not first.finished
+    assert (first.status, first.new_error) == ("old: finished, new: error", "out of memory")
+    assert second.status == "old: finished, new: killed"
+    assert first.change("throughput_avg") is None
+    assert "b1 n1 w1" in format_comparison(comparison)
+    assert "old: finished, new: error" in format_comparison(comparison)
+
+
+# -- ratios and verdicts --------------------------------------------------------------
+
+
+def test_ratios_are_new_over_old_and_verdicts_follow_the_direction() -> None:
+    old = report()
+    new = report(
+        throughput_avg=150.0,  # higher: better
+        latency_ms_p50=5.0,  # lower: better
+        latency_ms_p90=24.0,  # higher: worse
+        latency_ms_p95=14.2,  # +1.4%: within noise
+        latency_ms_p99=30.0,  # higher: worse
+    )
+    comparison = compare_reports([old], [new])
+    (row,) = comparison.rows
+    assert [c.metric for c in row.changes] == list(METRICS)
+    ratios = {c.metric: c.ratio for c in row.changes}
+    assert ratios == pytest.approx(
+        {
+            "throughput_avg": 1.5,
+            "latency_ms_p50": 0.5,
+            "latency_ms_p90": 2.0,
+            "latency_ms_p95": 14.2 / 14.0,
+            "latency_ms_p99": 1.5,
+        }
+    )
+    assert verdicts(comparison) == {
+        "throughput_avg": "better",
+        "latency_ms_p50": "better",
+        "latency_ms_p90": "worse",
+        "latency_ms_p95": "within noise",
+        "latency_ms_p99": "worse",
+    }
+    change = row.change("throughput_avg")
+    assert change is not None
+    assert (change.old, change.new) == (100.0, 150.0)
+
+
+def test_lower_throughput_is_worse_and_higher_latency_is_worse() -> None:
+    comparison = compare_reports([report()], [report(throughput_avg=50.0, latency_ms_p50=20.0)])
+    assert verdicts(comparison)["throughput_avg"] == "worse"
+    assert verdicts(comparison)["latency_ms_p50"] == "worse"
+
+
+@pytest.mark.parametrize(
+    ("new_throughput", "verdict"),
+    [
+        (105.0, "within noise"),  # exactly +5%: the edge is inside (1.05 - 1 > 0.05 in floats)
+        (95.0, "within noise"),  # exactly -5%
+        (105.01, "better"),
+        (94.99, "worse"),
+        (100.0, "within noise"),
+    ],
+)
+def test_the_noise_band_edge_is_inside(new_throughput: float, verdict: str) -> None:
+    comparison = compare_reports([report()], [report(throughput_avg=new_throughput)])
+    assert verdicts(comparison)["throughput_avg"] == verdict
+
+
+def test_the_noise_band_is_the_users_threshold() -> None:
+    new = [report(throughput_avg=108.0)]
+    assert verdicts(compare_reports([report()], new))["throughput_avg"] == "better"
+    assert verdicts(compare_reports([report()], new, noise_pct=10))["throughput_avg"] == (
+        "within noise"
+    )
+    zero = compare_reports([report()], [report(throughput_avg=100.001)], noise_pct=0)
+    assert verdicts(zero)["throughput_avg"] == "better"
+    assert verdicts(zero)["latency_ms_p50"] == "within noise"  # unchanged stays within noise
+
+
+def test_metrics_missing_on_either_side_are_not_compared() -> None:
+    old = report(latency_ms_p90=None, latency_ms_p95=float("nan"))
+    del old["latency_ms_p99"]
+    comparison = compare_reports([old], [report()])
+    assert [c.metric for c in comparison.rows[0].changes] == ["throughput_avg", "latency_ms_p50"]
+    assert "N/A" in format_comparison(comparison)  # the p99 column
+
+
+def test_an_old_value_of_zero_has_no_ratio_but_a_verdict() -> None:
+    comparison = compare_reports([report(throughput_avg=0.0)], [report(throughput_avg=10.0)])
+    change = comparison.rows[0].change("throughput_avg")
+    assert change is not None
+    assert (change.ratio, change.verdict) == (None, "better")
+
+
+# -- the gate -------------------------------------------------------------------------
+
+
+def test_slower_gates_on_throughput_and_p50_only() -> None:
+    old = [report(batch_size=b) for b in (1, 2, 3, 4, 5, 6)]
+    new = [
+        report(batch_size=1, throughput_avg=90.0),  # -10%: not more than 10
+        report(batch_size=2, throughput_avg=89.0),  # -11%
+        report(batch_size=3, latency_ms_p50=11.0),  # +10%: not more than 10
+        report(batch_size=4, latency_ms_p50=11.5),  # +15%
+        report(batch_size=5, latency_ms_p99=100.0, latency_ms_p90=100.0),  # only tail latency
+        report(batch_size=6, throughput_avg=200.0, latency_ms_p50=1.0),  # faster
+    ]
+    comparison = compare_reports(old, new)
+    assert [r.label for r in comparison.slower(10)] == ["b2 n1 w1", "b4 n1 w1"]
+    assert [r.label for r in comparison.slower(12)] == ["b4 n1 w1"]
+    assert [r.label for r in comparison.slower(0)] == [
+        "b1 n1 w1",
+        "b2 n1 w1",
+        "b3 n1 w1",
+        "b4 n1 w1",
+    ]
+    assert verdicts(comparison, 4)["latency_ms_p99"] == "worse"  # seen in the table, not gated
+
+
+def test_slower_skips_unfinished_and_unmatched_configs() -> None:
+    old = [report(), report(batch_size=2, status="error")]
+    new = [report(status="error"), report(batch_size=2, throughput_avg=1.0), report(batch_size=3)]
+    assert compare_reports(old, new).slower(5) == []
+
+
+@pytest.mark.parametrize("pct", [-1, float("nan"), float("inf"), True, "5"])
+def test_slower_rejects_a_bad_percentage(pct: Any) -> None:
+    with pytest.raises(CompareError, match="pct must be a finite number >= 0"):
+        compare_reports([report()], [report()]).slower(pct)
+
+
+# -- output ---------------------------------------------------------------------------
+
+
+def test_to_dict_is_plain_json() -> None:
+    old = [report(), report(batch_size=2, throughput_avg=0.0), report(batch_size=3)]
+    new = [report(throughput_avg=120.0), report(batch_size=2, status="error", error="x")]
+    new += [report(batch_size=4, cast_mode="fp16")]
+    comparison = compare_reports(old, new, noise_pct=2)
+    data = comparison.to_dict()
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert data["noise_pct"] == 2.0
+    assert data["key_fields"] == list(KEY_FIELDS)
+    first = data["rows"][0]
+    assert first["key"] == {
+        "batch_size": 1,
+        "n_models": 1,
+        "workers_per_model": 1,
+        "pipeline_size": 1,
+        "cast_mode": None,
+        "device_type": "cpu",
+    }
+    assert first["changes"]["throughput_avg"] == {
+        "metric": "throughput_avg",
+        "old": 100.0,
+        "new": 120.0,
+        "ratio": 1.2,
+        "verdict": "better",
+    }
+    assert data["rows"][1]["status"] == "old: finished, new: error"
+    assert data["rows"][1]["changes"] == {}
+    assert [u["label"] for u in data["only_old"]] == ["b3 n1 w1"]
+    assert [u["label"] for u in data["only_new"]] == ["b4 n1 w1 fp16"]
+
+
+def test_the_table_has_one_aligned_line_per_config() -> None:
+    old = [report(), report(batch_size=16, throughput_avg=2000.0)]
+    new = [
+        report(throughput_avg=123.0, latency_ms_p50=9.9, latency_ms_p99=30.0),
+        report(batch_size=16, throughput_avg=1000.0),
+    ]
+    text = format_comparison(compare_reports(old, new))
+    lines = text.splitlines()
+    assert "5%" in lines[0] and "not a significance test" in lines[0]
+    header = next(line for line in lines if line.startswith("config"))
+    first = next(line for line in lines if line.startswith("b1 n1 w1"))
+    second = next(line for line in lines if line.startswith("b16 n1 w1"))
+    assert first.split() == [
+        "b1", "n1", "w1", "100.0", "123.0", "1.23x", "better", "0.99x", "within", "noise",
+        "1.50x", "worse",
+    ]  # fmt: skip
+    assert second.split()[3:7] == ["2000.0", "1000.0", "0.50x", "worse"]
+    # right-aligned ratios end where the header's "tput" ends
+    end = header.index(" tput ") + len(" tput")
+    assert first[end - 5 : end] == "1.23x"
+    assert second[end - 5 : end] == "0.50x"
+    assert "\x1b" not in text  # words, no colour codes
+
+
+def test_an_empty_comparison_says_so() -> None:
+    text = format_comparison(compare_reports([report()], [report(batch_size=2)]))
+    assert "(no config found in both runs)" in text
+
+
+# -- input errors ---------------------------------------------------------------------
+
+
+def test_a_duplicate_config_in_one_run_is_an_error() -> None:
+    run = [report(model_name="a"), report(batch_size=2), report(model_name="b")]
+    with pytest.raises(CompareError) as caught:
+        compare_reports([report()], run)
+    message = str(caught.value)
+    assert "The new run holds config 'b1 n1 w1'" in message
+    assert "twice: new[0] and new[2]" in message
+    assert isinstance(caught.value, NeuronPerfError)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("old", "message"),
+    [
+        (report(), r"The old run must be a list of report dicts, got dict"),
+        ("reports.json", r"The old run must be a list of report dicts, got str"),
+        (42, r"The old run must be a list of report dicts, got int"),
+        ([report(), ["x"]], r"old\[1\] is not a report dict: got list"),
+        (
+            [{k: v for k, v in report().items() if k not in ("batch_size", "device_type")}],
+            r"old\[0\] lacks 'batch_size', 'device_type'",
+        ),
+        ([report(batch_size=[1, 2])], r"old\[0\] has a config field that is not a plain value"),
+        ([report(throughput_avg="N/A")], r"throughput_avg is 'N/A', expected a number"),
+    ],
+)
+def test_malformed_runs_are_errors(old: Any, message: str) -> None:
+    with pytest.raises(CompareError, match=message):
+        compare_reports(old, [report()])
+
+
+@pytest.mark.parametrize("noise_pct", [-0.1, math.nan, math.inf, None])
+def test_a_bad_noise_threshold_is_an_error(noise_pct: Any) -> None:
+    with pytest.raises(CompareError, match="noise_pct must be a finite number >= 0"):
+        compare_reports([report()], [report()], noise_pct=noise_pct)
+
+
+# -- real runs ------------------------------------------------------------------------
+
+
+def test_two_real_runs_compare_through_their_json_files(tmp_path: Path) -> None:
+    def run() -> Any:
+        return npf.cpu.benchmark(
+            npf.DummyModel,
+            np.ones(4),
+            duration=60,
+            max_infers=50,  # bounds the run: it ends after 50 inferences, long before 60 s
+            n_models=1,
+            workers_per_model=[1, 2],
+            stats_interval=0,
+            results_dir=None,
+            runner="threads",
+            verbosity=0,
+        )
+
+    old_file = write_json(run(), tmp_path / "old.json")
+    new_file = write_json(run(), tmp_path / "new.json")
+    old = json.loads(Path(old_file).read_text())
+    new = json.loads(Path(new_file).read_text())
+    comparison = compare_reports(old, new)
+    assert [r.label for r in comparison.rows] == ["b1 n1 w1", "b1 n1 w2"]
+    for row in comparison.rows:
+        assert row.finished
+        assert [c.metric for c in row.changes] == list(METRICS)
+        assert all(c.verdict in ("better", "worse", "within noise") for c in row.changes)
+    json.dumps(comparison.to_dict(), allow_nan=False)
+    assert format_comparison(comparison).count("\nb1 n1 w") == 2

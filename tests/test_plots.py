@@ -1,0 +1,259 @@
+"""plots: config labels, the PNG plot_reports writes, and its errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import neuronperf as npf
+from neuronperf_core import plots
+from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.plots import DPI, FIGSIZE_IN, PlotError, config_label, plot_reports
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXPECTED_SIZE = (1200, 500)
+
+
+def report(**fields: Any) -> dict[str, Any]:
+    """A finished report with the fields plots read; ``fields`` override them."""
+    out: dict[str, Any] = {
+        "model_name": "m",
+        "device_type": "cpu",
+        "status": "finished",
+        "error": None,
+        "batch_size": 8,
+        "n_models": 2,
+        "workers_per_model": 4,
+        "pipeline_size": 1,
+        "cast_mode": None,
+        "throughput_avg": 1000.0,
+        "throughput_peak": 1100.0,
+        "latency_ms_p0": 1.0,
+        "latency_ms_p50": 2.0,
+        "latency_ms_p90": 3.0,
+        "latency_ms_p95": 3.5,
+        "latency_ms_p99": 5.0,
+        "latency_ms_p100": 9.0,
+        "latency_ms_avg": 2.2,
+        "latency_ms_std": 0.8,
+        "latency_samples": 1000,
+    }
+    out.update(fields)
+    return out
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, which PNG requires to come first."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.fixture
+def matplotlib() -> Any:
+    return pytest.importorskip("matplotlib")
+
+
+# -- labels ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "label"),
+    [
+        ({}, "b8 n2 w4"),
+        ({"pipeline_size": 2}, "b8 n2 w4 p2"),
+        ({"cast_mode": "fp16"}, "b8 n2 w4 fp16"),
+        ({"pipeline_size": 3, "cast_mode": "bf16"}, "b8 n2 w4 p3 bf16"),
+        ({"pipeline_size": None, "cast_mode": ""}, "b8 n2 w4"),
+        ({"batch_size": None}, "b? n2 w4"),
+    ],
+)
+def test_config_label(fields: dict[str, Any], label: str) -> None:
+    assert config_label(report(**fields)) == label
+
+
+def test_equal_labels_are_told_apart_by_model_then_device_then_number() -> None:
+    reports = [
+        report(model_name="a"),
+        report(model_name="b"),
+        report(batch_size=1, device_type="cpu"),
+        report(batch_size=1, device_type="cuda"),
+        report(batch_size=2),
+        report(batch_size=2),
+        report(batch_size=4),
+    ]
+    assert plots._distinct_labels(reports) == [
+        "b8 n2 w4 a",
+        "b8 n2 w4 b",
+        "b1 n2 w4 cpu",
+        "b1 n2 w4 cuda",
+        "b2 n2 w4 #1",
+        "b2 n2 w4 #2",
+        "b4 n2 w4",
+    ]
+
+
+def test_log_scale_only_for_a_spread_over_100_and_positive_values() -> None:
+    assert not plots._log_scale_fits([1.0, 100.0])
+    assert plots._log_scale_fits([1.0, 100.5])
+    assert not plots._log_scale_fits([0.0, 1000.0])  # a log axis cannot show 0
+
+
+# -- the PNG --------------------------------------------------------------------------
+
+
+def test_size_constants_make_1200_by_500_pixels() -> None:
+    assert (FIGSIZE_IN[0] * DPI, FIGSIZE_IN[1] * DPI) == EXPECTED_SIZE
+
+
+def test_writes_a_png_of_the_documented_size(matplotlib: Any, tmp_path: Path) -> None:
+    reports = [
+        report(),
+        report(batch_size=1, pipeline_size=2, cast_mode="fp16", throughput_avg=300.0),
+        # a spread over 100: the log-scale branch is drawn too
+        report(batch_size=64, latency_ms_p50=50.0, latency_ms_p99=400.0, latency_ms_p100=900.0),
+    ]
+    target = tmp_path / "plot.png"
+    assert plot_reports(reports, target, title="a title") == os.fspath(target)
+    assert png_size(target) == EXPECTED_SIZE
+    assert plot_reports(reports, str(target)) == str(target)  # str filenames too
+
+
+def test_reports_without_optional_percentiles_still_plot(matplotlib: Any, tmp_path: Path) -> None:
+    minimal = report(
+        latency_ms_p0=None, latency_ms_p90=None, latency_ms_p95=None, latency_ms_p100=None
+    )
+    target = tmp_path / "plot.png"
+    plot_reports([minimal], target)
+    assert png_size(target) == EXPECTED_SIZE
+
+
+def test_unfinished_or_unmeasured_configs_are_left_out(matplotlib: Any, tmp_path: Path) -> None:
+    finished = report()
+    left_out = [
+        report(batch_size=1, status="error", error="boom"),
+        report(batch_size=2, status="killed"),
+        report(batch_size=4, throughput_avg=None),
+        report(batch_size=16, latency_ms_p99=None),
+        report(batch_size=32, latency_ms_p50=float("nan")),
+    ]
+    alone, with_others = tmp_path / "alone.png", tmp_path / "with_others.png"
+    plot_reports([finished], alone)
+    plot_reports([*left_out, finished], with_others)
+    # Agg renders deterministically: the same figure, the same bytes.
+    assert alone.read_bytes() == with_others.read_bytes()
+
+
+def test_the_write_replaces_an_old_file_and_leaves_no_temp_file(
+    matplotlib: Any, tmp_path: Path
+) -> None:
+    target = tmp_path / "plot.png"
+    target.write_bytes(b"old")
+    plot_reports([report()], target)
+    assert target.read_bytes()[:8] == PNG_SIGNATURE
+    assert os.listdir(tmp_path) == ["plot.png"]
+
+
+def test_a_failed_write_keeps_the_old_file(
+    matplotlib: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "plot.png"
+    target.write_bytes(b"old")
+
+    def fail(src: Any, dst: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(plots.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        plot_reports([report()], target)
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["plot.png"]
+
+
+def test_real_benchmark_reports_plot(matplotlib: Any, tmp_path: Path) -> None:
+    reports = npf.cpu.benchmark(
+        npf.DummyModel,
+        np.ones(4),
+        duration=60,
+        max_infers=50,  # bounds the run: it ends after 50 inferences, long before 60 s
+        n_models=1,
+        workers_per_model=[1, 2],
+        stats_interval=0,
+        results_dir=None,
+        runner="threads",
+        verbosity=0,
+    )
+    assert [r["status"] for r in reports] == ["finished", "finished"]
+    target = tmp_path / "real.png"
+    plot_reports(reports, target)
+    assert png_size(target) == EXPECTED_SIZE
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+def test_no_finished_config_is_an_error(tmp_path: Path) -> None:
+    reports = [report(status="error", error="boom"), report(throughput_avg=None)]
+    with pytest.raises(PlotError, match="No finished configs to plot: of 2 report"):
+        plot_reports(reports, tmp_path / "plot.png")
+    with pytest.raises(PlotError, match="No finished configs"):
+        plot_reports([], tmp_path / "plot.png")
+    assert not (tmp_path / "plot.png").exists()
+
+
+def test_missing_matplotlib_is_an_error_that_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules makes an import fail; submodules too, or a cached one would import.
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(PlotError) as caught:
+        plot_reports([report()], tmp_path / "plot.png")
+    assert str(caught.value) == "plotting needs matplotlib: pip install 'neuronperf-core[plot]'"
+    assert isinstance(caught.value, NeuronPerfError)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_a_missing_folder_is_an_error_that_names_it(tmp_path: Path) -> None:
+    folder = tmp_path / "no" / "such"
+    with pytest.raises(PlotError, match=re.escape(f"the folder {str(folder)!r} does not exist")):
+        plot_reports([report()], folder / "plot.png")
+    assert not (tmp_path / "no").exists()
+
+
+def test_one_report_instead_of_a_list_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PlotError, match=r"wrap it in a list"):
+        plot_reports(report(), tmp_path / "plot.png")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("reports", "message"),
+    [
+        ([("not", "a", "dict")], r"reports\[0\] is not a report dict: got tuple"),
+        ([report(throughput_avg="12.5")], r"reports\[0\]\['throughput_avg'\] is '12.5'"),
+        ([report(), report(latency_ms_p50=True)], r"reports\[1\]\['latency_ms_p50'\] is True"),
+    ],
+)
+def test_malformed_reports_are_errors(tmp_path: Path, reports: list[Any], message: str) -> None:
+    with pytest.raises(PlotError, match=message):
+        plot_reports(reports, tmp_path / "plot.png")
+
+
+def test_importing_neuronperf_does_not_import_matplotlib() -> None:
+    code = (
+        "import sys, neuronperf, neuronperf_core.plots, neuronperf_core.compare; "
+        "sys.exit(3 if 'matplotlib' in sys.modules else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr or "matplotlib was imported"
