@@ -82,6 +82,21 @@ def neuronperf_register_frameworks(register: RegisterFramework) -> None:
     ``benchmark`` and ``evaluate`` for its framework: it knows how to compile,
     save, load and call a model and which devices it supports, and passes a
     ``load_fn`` to ``neuronperf.benchmark``; it never times anything itself.
+    ``benchmark`` and ``evaluate`` accept ``neuronperf.benchmark``'s keywords,
+    ``results_file`` among them.
+
+    The ``neuronperf`` command line also calls, where the module offers them
+    (a command that needs a missing one says so):
+
+    - ``owns(target) -> bool``: whether it can take ``target``, a model object
+      or the path of a model file or model index; never raises.
+    - ``read_model(path)``: a saved, not yet compiled model, for ``compile``.
+    - ``read_arrays(path) -> list``: the arrays of an input or dataset file in
+      the framework's own format (the core reads ``.npz`` itself).
+    - ``dataset_from_arrays(arrays)``: a dataset of ``(*inputs, target)``
+      records, columns given, that its ``evaluate`` accepts.
+    - ``demo(output_dir, *, quick, device_type, verbosity) -> dict``: the
+      end-to-end showcase behind ``neuronperf demo``.
 
     Returns nothing. Called once per process, with the other registration hooks.
     """
