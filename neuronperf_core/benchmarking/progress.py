@@ -47,7 +47,8 @@ class Progress:
         self._thread: threading.Thread | None = None
         if self.enabled:
             estimate = f", about {total * duration:.0f} s of timed runs" if duration else ""
-            self._line(f"benchmarking {total} configs{estimate}")
+            configs = "1 config" if total == 1 else f"{total} configs"
+            self._line(f"benchmarking {configs}{estimate}")
 
     def start_config(self, config: BenchmarkConfig) -> None:
         with self._lock:
