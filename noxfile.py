@@ -100,8 +100,9 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def torch(session: nox.Session) -> None:
     """The torch plugin's tests, with neuronperf-core and neuronperf-torch installed as real
-    (non-editable) distributions beside torch 2.13.0; run from the plugin's folder (src layout),
+    (non-editable) distributions beside torch 2.13.0, with the demo's extras (the command
+    line's tests run `neuronperf demo --quick`); run from the plugin's folder (src layout),
     so nothing is imported from the checkout."""
-    session.install(".", f"./{TORCH_PLUGIN}[test]", TORCH)
+    session.install(".[plot]", f"./{TORCH_PLUGIN}[test,demo]", TORCH)
     session.chdir(TORCH_PLUGIN)
     session.run("pytest", *session.posargs, env={"NEURONPERF_TORCH_EXPECT_INSTALLED": "1"})

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -890,3 +891,35 @@ def test_cost_per_hour_through_benchmark() -> None:
     assert report["cost_per_1m_inf"] == pytest.approx(2.0 * 1e6 / (3600 * report["throughput_avg"]))
     (report,) = cpu.benchmark(npf.DummyModel, X, runner="threads", **QUICK)
     assert report["cost_per_1m_inf"] is None
+
+
+SCRIPT = """
+import neuronperf as npf
+
+def run():
+    return npf.cpu.benchmark(npf.DummyModel, [1], batch_sizes=[1], duration=0, n_models=1,
+                             workers_per_model=1, multiinterpreter=True, results_dir=None)
+{call}
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "refused"),
+    [
+        ("reports = run()", True),  # the top level: every fresh interpreter would re-run it
+        ('if __name__ == "__main__":\n    reports = run()', False),
+        ('if "__main__" == __name__:\n    reports = run()', False),
+    ],
+)
+def test_fresh_interpreters_need_the_main_guard(tmp_path, call, refused):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT.format(call=call))
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    if refused:
+        assert result.returncode == 1
+        assert "MainGuardError" in result.stderr and 'if __name__ == "__main__":' in result.stderr
+        assert f"{script}, line 7" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr

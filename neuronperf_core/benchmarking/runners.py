@@ -18,6 +18,7 @@ Start methods, chosen on purpose:
 
 from __future__ import annotations
 
+import ast
 import logging
 import multiprocessing
 import pickle
@@ -29,6 +30,8 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 from neuronperf_core.benchmarking.results import RawResult
@@ -240,6 +243,50 @@ def _copy_process(job: Job, copy_id: int, conn: Connection) -> None:
         conn.close()
 
 
+class MainGuardError(NeuronPerfError, RuntimeError):
+    """Fresh interpreters would re-run the script that starts them."""
+
+
+def _check_main_guard() -> None:
+    """Fail when a script calls the benchmark at its top level, outside
+    ``if __name__ == "__main__":``: every spawned interpreter re-runs the script's top level,
+    so each model copy would start a benchmark of its own instead of running its job."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not path.endswith(".py"):
+        return  # a REPL, `python -c`, a notebook: nothing to re-run
+    frame: FrameType | None = sys._getframe()
+    while frame is not None and not (
+        frame.f_globals.get("__name__") == "__main__" and frame.f_code.co_name == "<module>"
+    ):
+        frame = frame.f_back
+    if frame is None:
+        return  # called from a function: spawned children define it without calling it
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return
+    line = frame.f_lineno
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_test(node.test):
+            end = node.end_lineno or node.lineno
+            if node.lineno <= line <= end:
+                return
+    raise MainGuardError(
+        f"{path}, line {line}, starts the benchmark at the top level of the script, and model "
+        "copies run in fresh interpreters that re-run that top level. Put the call under "
+        '`if __name__ == "__main__":`, or pass multiprocess=False to run copies as threads.'
+    )
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not isinstance(test, ast.Compare) or len(test.comparators) != 1:
+        return False
+    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
+
+
 class ProcessRunner:
     """One process per model copy, its workers as threads inside it."""
 
@@ -258,6 +305,7 @@ class ProcessRunner:
                     stacklevel=4,
                 )
             return
+        _check_main_guard()
         try:
             pickle.dumps(job)
         except Exception as exc:

@@ -140,7 +140,7 @@ def compile_(args: argparse.Namespace) -> int:
     else:
         path = sources.existing_path(args.model, "MODEL")
         name = args.name or path.stem
-        fw = sources.framework_for(str(path), str(path), args.framework)
+        fw = sources.framework_offering("read_model", str(path), args.framework)
         model = fw.need("read_model")(path)
     batch_sizes = args.batch_sizes or [1]
     inputs = _inputs(args, fw, batch_sizes)

@@ -196,6 +196,26 @@ def framework_for(target: Any, what: str, chosen: str | None) -> Framework:
     )
 
 
+def framework_offering(function: str, what: str, chosen: str | None) -> Framework:
+    """The framework to use for ``function``: ``chosen``, else the one installed framework
+    that offers it."""
+    if chosen is not None:
+        return framework(chosen)
+    able = [
+        fw
+        for fw in map(framework, (n for n, _ in installed_frameworks()))
+        if hasattr(fw.module, function)
+    ]
+    if len(able) == 1:
+        return able[0]
+    if not able:
+        raise UsageError(f"no installed framework plugin can read {what}; {_frameworks_hint()}")
+    raise UsageError(
+        f"several frameworks could read {what} ({', '.join(f.name for f in able)}): "
+        "choose one with --framework"
+    )
+
+
 def _frameworks_hint() -> str:
     return (
         "framework plugins come from their own distributions (PyTorch: pip install "

@@ -32,10 +32,22 @@ from neuronperf_core.benchmarking.plan import as_list, match_inputs, model_confi
 from neuronperf_core.reporting import get_reports, write_json
 from neuronperf_torch import data as torch_data
 from neuronperf_torch import devices, export, neuron
+from neuronperf_torch.datafiles import dataset_from_arrays, owns, read_arrays, read_model
+from neuronperf_torch.demo import demo
 from neuronperf_torch.errors import DeviceUnavailableError, InputShapeError, TorchArgumentError
 from neuronperf_torch.loading import Loader
 
-__all__ = ["benchmark", "compile", "evaluate", "load"]
+__all__ = [
+    "benchmark",
+    "compile",
+    "dataset_from_arrays",
+    "demo",
+    "evaluate",
+    "load",
+    "owns",
+    "read_arrays",
+    "read_model",
+]
 
 logger = logging.getLogger("neuronperf.torch")
 
@@ -394,7 +406,18 @@ def _placement(
     return {(n, p): devices.neuron_placement(n, p) for n in n_list for p in pipelines}
 
 
-def _results_file(results_dir: str | os.PathLike[str] | None, model_name: str) -> Path | None:
+def _results_file(
+    results_dir: str | os.PathLike[str] | None,
+    results_file: str | os.PathLike[str] | None,
+    model_name: str,
+) -> Path | None:
+    if results_file is not None:
+        path = Path(results_file)
+        if not path.parent.is_dir():
+            raise TorchArgumentError(
+                f"results_file {path}: its folder {path.parent} does not exist; create it first."
+            )
+        return path
     if results_dir is None:
         return None
     folder = Path(results_dir)
@@ -434,6 +457,7 @@ def benchmark(
     *,
     runner: str | None = None,
     results_dir: str | os.PathLike[str] | None = ".",
+    results_file: str | os.PathLike[str] | None = None,
     dataloader_kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """Benchmark a model index from ``compile`` (or one model file); see ``neuronperf.benchmark``.
@@ -450,6 +474,9 @@ def benchmark(
     run in fresh interpreters (never forked: see ``devices.choose_runner``),
     or as threads in this process with ``multiprocess=False``; ``runner=``
     names one directly. Scripts need an ``if __name__ == "__main__":`` guard.
+
+    Reports are rewritten after every config to ``results_file``, or to a new
+    ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``.
     """
     path = os.fspath(model_index_or_path)
     name, configs, batch_list, casts = _configs(path, batch_sizes, pipeline_sizes, cast_modes)
@@ -509,6 +536,7 @@ def benchmark(
             return_timers=return_timers,
             eval_target_col=eval_target_col,
             results_dir=results_dir,
+            results_file=results_file,
             **common,
         )
     return _evaluate_by_batch_size(
@@ -522,7 +550,7 @@ def benchmark(
         dataset_loader_fn,
         dataloader_kwargs,
         return_timers,
-        results_dir,
+        _results_file(results_dir, results_file, model_name),
         common,
     )
 
@@ -538,11 +566,10 @@ def _evaluate_by_batch_size(
     dataset_loader_fn: Callable[[Any, int, int], Any] | None,
     dataloader_kwargs: dict[str, Any] | None,
     return_timers: bool,
-    results_dir: str | os.PathLike[str] | None,
+    results_file: Path | None,
     common: dict[str, Any],
 ) -> Any:
     """One engine run per batch size: each reads the dataset as batches of its size."""
-    results_file = _results_file(results_dir, common["model_name"])
     groups: dict[int, list[dict[str, Any]]] = {}
     for config in configs:
         groups.setdefault(config["batch_size"], []).append(config)

@@ -1,0 +1,393 @@
+"""``neuronperf demo``: train, compile, benchmark, evaluate and plot a small model, end to end.
+
+The model is an MLP (64 -> 128 -> 10, ReLU) that classifies scikit-learn's bundled 8x8
+digits (no download). It takes the raw pixel values (0..16) and scales them itself, so the
+compiled model, the benchmark inputs and the evaluation data all use the dataset as it is.
+Training is seeded, on a fixed stratified split: 448 held-out records (a quarter of the
+1797, and a multiple of every batch size, so evaluation scores each record at each one).
+Its weights are cached (a ``state_dict`` read back with ``weights_only=True``) under a
+name that changes with the architecture or the training recipe.
+
+Written into ``output_dir``:
+
+- ``demo.index.json`` and ``models/``: the model compiled for batch sizes 1, 8 and 32;
+- ``demo.results.json`` and ``demo.results.csv``: the benchmark reports, one per config;
+- ``demo.evaluation.json``: the evaluation reports (one per batch size) with accuracy,
+  ``precision_macro`` and ``topk_3`` on the held-out records;
+- ``demo.png``: the benchmark reports plotted (``neuronperf_core.plots``).
+
+``quick=True`` (for CI) runs one ``n_models``, 0.4 s per config, with the model copies as
+threads of this process: a fresh interpreter per copy costs about 2 s per config on a
+small machine, more than the measurement. The full run uses fresh interpreters, as
+``npf.torch.benchmark`` does by default.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuronperf_torch import devices
+from neuronperf_torch.errors import TorchArgumentError
+from neuronperf_torch.loading import one_thread
+
+logger = logging.getLogger("neuronperf.torch.demo")
+
+ARCH = "digits-mlp-64x128x10-adam30-v1"  # change it when the model or training changes
+MODEL_NAME = "digits_mlp"
+N_FEATURES, N_HIDDEN, N_CLASSES = 64, 128, 10
+PIXEL_MAX = 16.0  # load_digits' pixel values are 0..16
+TEST_RECORDS = 448  # 14 * 32: every batch size divides it
+SEED = 0
+EPOCHS, TRAIN_BATCH, LEARNING_RATE = 30, 64, 3e-3
+BATCH_SIZES = (1, 8, 32)
+WORKERS = [1, 2]
+FULL_DURATION, QUICK_DURATION = 2.0, 0.4
+METRICS = ["accuracy", "precision_macro", "topk_3"]
+EXTRA_HINT = "pip install 'neuronperf-torch[demo]'"
+
+
+def _require(module: str, distribution: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise TorchArgumentError(f"the demo needs {distribution}: {EXTRA_HINT}")
+
+
+def _output_dir(output_dir: str | os.PathLike[str]) -> Path:
+    folder = Path(os.path.abspath(output_dir))
+    if folder.exists() and not folder.is_dir():
+        raise TorchArgumentError(
+            f"output_dir {folder} is a file; the demo writes several files into a folder. "
+            "Pass a folder (it is created if missing)."
+        )
+    return folder
+
+
+def default_cache_dir() -> Path:
+    """$NEURONPERF_CACHE_DIR, else $XDG_CACHE_HOME/neuronperf, else ~/.cache/neuronperf."""
+    own = os.environ.get("NEURONPERF_CACHE_DIR")
+    if own:
+        return Path(own)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "neuronperf" if xdg else Path.home() / ".cache" / "neuronperf"
+
+
+def _device(device_type: str | None) -> str:
+    """The device to run on (Neuron where torch-neuronx is installed, else CPU), checked now:
+    nothing expensive has run yet."""
+    if device_type is None:
+        device = devices.NEURON if devices.neuron_installed() else devices.CPU
+    else:
+        device = devices.device_type_of(device_type)
+    if device == devices.NEURON:
+        from neuronperf_torch import neuron
+
+        devices.neuron_placement(1, 1)  # torch-neuronx installed, a NeuronCore visible
+        neuron.resolve_target(None, [])  # the compiler target, from this instance's family
+    elif device == devices.CUDA:
+        devices.cuda_placement(1)
+    return device
+
+
+def _n_models(device: str, quick: bool) -> list[int]:
+    """[1] quick, else [1, 2] where the device has room for two copies."""
+    if quick:
+        return [1]
+    if device == devices.CPU:
+        room = devices.cpu_cores()
+    elif device == devices.CUDA:
+        room = torch.cuda.device_count()
+    else:
+        room = len(devices.neuron_cores())
+    return sorted({1, min(2, room)})
+
+
+def _register_metrics() -> None:
+    """precision_macro and topk_3, once per process; a different metric under either name is
+    an error rather than a mislabelled score."""
+    from neuronperf_core.errors import RegistrationError
+    from neuronperf_core.metrics.registry import get_metric, register_metric_from_existing
+    from neuronperf_core.plugins import get_host
+
+    for name, base, options in (
+        ("precision_macro", "precision", {"average": "macro"}),
+        ("topk_3", "topk", {"k": 3}),
+    ):
+        if name not in get_host().metrics:
+            register_metric_from_existing(base, name, **options)
+            continue
+        have, want = get_metric(name), get_metric(base)
+        if have.value is not want.value or dict(have.options) != {**want.options, **options}:
+            raise RegistrationError(
+                f"metric {name!r} is already registered as {have.value.__name__} with "
+                f"{dict(have.options)}; the demo needs it to be {base!r} with {options}. "
+                "Run the demo in a process where that name is free."
+            )
+
+
+# -- data and model ----------------------------------------------------------------------
+
+
+def _digits() -> tuple[Any, Any, Any, Any]:
+    """x_train, x_test (float32, raw pixels), y_train, y_test (int64): a fixed split."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    split = train_test_split(
+        x.astype(np.float32),
+        y.astype(np.int64),
+        test_size=TEST_RECORDS,
+        stratify=y,
+        random_state=SEED,
+    )
+    x_train, x_test, y_train, y_test = split
+    return x_train, x_test, y_train, y_test
+
+
+class DigitsMLP(nn.Module):
+    """Raw 8x8 digit pixels (0..16), flattened to 64 -> class logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(N_FEATURES, N_HIDDEN)
+        self.out = nn.Linear(N_HIDDEN, N_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Scaling here, not in the data: every caller passes the dataset as it is.
+        logits: torch.Tensor = self.out(torch.relu(self.hidden(x * (1.0 / PIXEL_MAX))))
+        return logits
+
+
+def _train(x_train: Any, y_train: Any) -> DigitsMLP:
+    import torch.nn.functional as F
+
+    # One intra-op thread: this MLP trains in about 0.5 s on it, while two OpenMP threads on a
+    # busy 2-core machine spun at barriers for 5-10 s; and no OpenMP team is left running in
+    # this thread to slow down the benchmark's workers (see loading.CpuModel).
+    with torch.random.fork_rng(devices=[]), one_thread():  # the caller's RNG left alone
+        torch.manual_seed(SEED)
+        model = DigitsMLP()
+        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        x, y = torch.from_numpy(x_train), torch.from_numpy(y_train)
+        order = torch.Generator().manual_seed(SEED)
+        model.train()
+        for _ in range(EPOCHS):
+            permutation = torch.randperm(len(x), generator=order)
+            for start in range(0, len(x), TRAIN_BATCH):
+                batch = permutation[start : start + TRAIN_BATCH]
+                loss = F.cross_entropy(model(x[batch]), y[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return model.eval()
+
+
+def _cache_file(cache_dir: str | os.PathLike[str] | None) -> Path:
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return Path(os.path.abspath(folder)) / f"demo-{ARCH}.pt"
+
+
+def _load_cached(path: Path) -> DigitsMLP | None:
+    """The cached model, or None (missing, or unreadable: logged, then retrained)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.random.fork_rng(devices=[]):  # its initial weights are replaced anyway
+            model = DigitsMLP()
+        expected = model.state_dict()
+        if not isinstance(state, dict) or set(state) != set(expected):
+            raise ValueError(f"keys {sorted(state) if isinstance(state, dict) else state!r}")
+        for key, want in expected.items():
+            got = state[key]
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                raise ValueError(f"{key} is {shape}, expected {tuple(want.shape)}")
+            if got.dtype != want.dtype or not bool(torch.isfinite(got).all()):
+                raise ValueError(f"{key} has dtype {got.dtype} or non-finite values")
+        model.load_state_dict(state)
+    except Exception as exc:  # any damage to the cache means retraining, never a crash
+        logger.warning(
+            "ignoring the cached demo model %s (%s: %s); training it again",
+            path,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    return model.eval()
+
+
+def _save_cached(model: DigitsMLP, path: Path) -> bool:
+    """Write the weights atomically; a cache that cannot be written only costs a retrain."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        logger.warning("cannot cache the demo model in %s: %s", path, exc)
+        return False
+    return True
+
+
+def _accuracy(model: DigitsMLP, x: Any, y: Any) -> float:
+    with torch.inference_mode(), one_thread():
+        predicted = model(torch.from_numpy(x)).argmax(1)
+    return float((predicted == torch.from_numpy(y)).float().mean())
+
+
+def _remove_previous(index_file: Path) -> None:
+    """A previous demo's models in this folder: delete them so reruns do not pile up."""
+    if not index_file.exists():
+        return
+    from neuronperf_core import model_index
+
+    try:
+        model_index.delete(index_file)  # refuses anything outside the index's folder
+    except (model_index.ModelIndexError, OSError) as exc:
+        logger.warning("leaving the previous demo's models in place (%s)", exc)
+
+
+# -- the demo -----------------------------------------------------------------------------
+
+
+def demo(
+    output_dir: str | os.PathLike[str],
+    *,
+    quick: bool = False,
+    device_type: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    verbosity: int = 1,
+) -> dict[str, Any]:
+    """Train (or load from the cache), compile, benchmark, evaluate and plot the digits MLP.
+
+    ``device_type``: Neuron when torch-neuronx is installed, else CPU; "cpu", "cuda" or
+    "neuron" to choose. ``cache_dir`` holds the trained weights (``default_cache_dir()``).
+    Returns ``device_type``, ``model_cached`` (weights read from the cache), ``train_s``
+    (seconds spent training; 0.0 when cached), ``test_accuracy`` (the eager model on the
+    held-out records), the ``benchmark`` and ``evaluation`` reports, and ``files``: the
+    absolute paths of ``json``, ``csv`` (benchmark), ``evaluation``, ``index`` and ``plot``
+    (None, with a logged warning, when no benchmark config finished).
+    Progress is logged (``neuronperf.torch.demo``) and printed by the engine, by verbosity.
+    """
+    # -- everything checked before any work ------------------------------------------
+    folder = _output_dir(output_dir)
+    _require("sklearn", "scikit-learn")
+    _require("matplotlib", "matplotlib")
+    if importlib.util.find_spec("neuronperf_core.plots") is None:
+        raise TorchArgumentError(
+            "the demo plots with neuronperf_core.plots, which this neuronperf-core lacks: "
+            "upgrade neuronperf-core."
+        )
+    device = _device(device_type)
+    n_models = _n_models(device, quick)
+    _register_metrics()
+    cache = _cache_file(cache_dir)
+    try:
+        (folder / "models").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TorchArgumentError(f"cannot create output_dir {folder}: {exc}") from exc
+
+    from neuronperf_core.plots import PlotError, plot_reports
+    from neuronperf_core.reporting import write_csv, write_json
+    from neuronperf_torch import api
+    from neuronperf_torch.datafiles import dataset_from_arrays
+
+    # -- the model ------------------------------------------------------------------------
+    x_train, x_test, y_train, y_test = _digits()
+    model = _load_cached(cache)
+    cached = model is not None
+    train_s = 0.0
+    if model is None:
+        start = time.perf_counter()
+        model = _train(x_train, y_train)
+        train_s = round(time.perf_counter() - start, 3)
+        logger.info("trained the digits model in %.2f s", train_s)
+        if _save_cached(model, cache):
+            logger.info("cached its weights in %s", cache)
+    else:
+        logger.info("loaded the digits model from %s", cache)
+    test_accuracy = _accuracy(model, x_test, y_test)
+    logger.info("test accuracy of the eager model: %.4f", test_accuracy)
+
+    # -- compile, benchmark, evaluate -------------------------------------------------
+    index_file = folder / "demo.index.json"
+    _remove_previous(index_file)
+    examples = [torch.from_numpy(x_test[:size]) for size in BATCH_SIZES]
+    index = api.compile(
+        model,
+        examples,
+        batch_sizes=list(BATCH_SIZES),
+        models_dir=folder / "models",
+        model_name=MODEL_NAME,
+        filename=index_file,
+        device_type=device,
+        verbosity=verbosity,
+    )
+    run_kwargs: dict[str, Any] = {"results_dir": None, "verbosity": verbosity}
+    if quick:
+        run_kwargs["multiprocess"] = False
+    benchmark = api.benchmark(
+        index,
+        examples,
+        duration=QUICK_DURATION if quick else FULL_DURATION,
+        n_models=n_models,
+        workers_per_model=WORKERS,
+        **run_kwargs,
+    )
+    json_file = write_json(benchmark, folder / "demo.results.json")
+    csv_file = write_csv(benchmark, folder / "demo.results.csv")
+    for report in benchmark:
+        if report.get("status") != "finished":
+            logger.warning(
+                "benchmark config (batch size %s, n_models %s, workers %s) %s: %s",
+                report.get("batch_size"),
+                report.get("n_models"),
+                report.get("workers_per_model"),
+                report.get("status"),
+                report.get("error"),
+            )
+    evaluation = api.evaluate(
+        index, dataset_from_arrays([x_test, y_test]), metrics=METRICS, **run_kwargs
+    )
+    evaluation_file = write_json(evaluation, folder / "demo.evaluation.json")
+    for report in evaluation:
+        values = ", ".join(f"{m} {report.get(m)}" for m in METRICS)
+        logger.info("evaluation at batch size %s: %s", report.get("batch_size"), values)
+
+    plot_file: str | None
+    try:
+        plot_file = plot_reports(
+            benchmark,
+            folder / "demo.png",
+            title=f"neuronperf demo: {MODEL_NAME} on {device}, digits",
+        )
+    except PlotError as exc:
+        logger.warning("no plot: %s", exc)
+        (folder / "demo.png").unlink(missing_ok=True)  # not an earlier run's plot
+        plot_file = None
+    return {
+        "device_type": device,
+        "model_cached": cached,
+        "train_s": train_s,
+        "test_accuracy": test_accuracy,
+        "benchmark": benchmark,
+        "evaluation": evaluation,
+        "files": {
+            "json": os.path.abspath(json_file),
+            "csv": os.path.abspath(csv_file),
+            "plot": os.path.abspath(plot_file) if plot_file is not None else None,
+            "index": os.path.abspath(index),
+            "evaluation": os.path.abspath(evaluation_file),
+        },
+    }
