@@ -84,6 +84,12 @@ def __getattr__(name: str) -> Any:
 
     if name in get_host().frameworks:
         return framework(name)
+    if name == "compile":  # NeuronPerf 1.x's npf.compile(compile_fn, ...)
+        raise AttributeError(
+            "neuronperf has no top-level compile(): compiling is framework-specific, so it "
+            "lives in the framework plugin: npf.torch.compile(model, inputs, ...) "
+            "(pip install neuronperf-torch)."
+        )
     raise AttributeError(_missing_framework(name))
 
 

@@ -205,8 +205,7 @@ def benchmark(
             progress.end_config()
             results.append(raw)
             reports = get_reports(results, cost_per_hour=cost_per_hour)
-            if not evaluating:
-                _check_quality(reports[-1], verbosity)
+            _check_quality(reports[-1], verbosity, evaluating)
             if results_path is not None:
                 write_json(reports, str(results_path))
             if raw["status"] == "interrupted":
@@ -265,11 +264,13 @@ def _results_path(
     return folder / f"{model_name}.results-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
 
-def _check_quality(report: dict[str, Any], verbosity: int) -> None:
-    """Say when a report's numbers deserve less trust than they seem to."""
-    if report.get("status") != "finished" or verbosity < 1:
-        if report.get("status") != "finished":
-            logger.warning("config failed (%s): %s", report.get("status"), report.get("error"))
+def _check_quality(report: dict[str, Any], verbosity: int, evaluating: bool) -> None:
+    """Say when a config failed, or its numbers deserve less trust than they seem to (a
+    one-pass evaluation is not a latency measurement: only failures are said)."""
+    if report.get("status") != "finished":
+        logger.warning("config failed (%s): %s", report.get("status"), report.get("error"))
+        return
+    if verbosity < 1 or evaluating:
         return
     samples = report.get("latency_samples") or 0
     if 0 < samples < LOW_SAMPLES_P99:

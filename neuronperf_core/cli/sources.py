@@ -196,22 +196,22 @@ def framework_for(target: Any, what: str, chosen: str | None) -> Framework:
     )
 
 
-def framework_offering(function: str, what: str, chosen: str | None) -> Framework:
-    """The framework to use for ``function``: ``chosen``, else the one installed framework
-    that offers it."""
+def framework_offering(function: str, path: str, chosen: str | None) -> Framework:
+    """The framework to call ``function`` on ``path`` with: ``chosen``; else of the installed
+    frameworks that offer it, the one that owns ``path``, or the only one."""
     if chosen is not None:
         return framework(chosen)
-    able = [
-        fw
-        for fw in map(framework, (n for n, _ in installed_frameworks()))
-        if hasattr(fw.module, function)
-    ]
+    able = [framework(name) for name, _ in installed_frameworks()]
+    able = [fw for fw in able if hasattr(fw.module, function)]
+    owners = [fw for fw in able if getattr(fw.module, "owns", lambda _: False)(path)]
+    if len(owners) == 1:
+        return owners[0]
     if len(able) == 1:
-        return able[0]
+        return able[0]  # its own error says best what it cannot read
     if not able:
-        raise UsageError(f"no installed framework plugin can read {what}; {_frameworks_hint()}")
+        raise UsageError(f"no installed framework plugin can read {path}; {_frameworks_hint()}")
     raise UsageError(
-        f"several frameworks could read {what} ({', '.join(f.name for f in able)}): "
+        f"several frameworks could read {path} ({', '.join(f.name for f in owners or able)}): "
         "choose one with --framework"
     )
 
