@@ -208,6 +208,46 @@ def test_the_loading_thread_runs_single_threaded_and_workers_get_their_share() -
     assert torch.get_num_threads() == 2  # restored in the loading thread
 
 
+OPENMP_TEAM = """
+import os, sys, threading, torch
+from neuronperf_torch.loading import CpuModel, InferenceModel
+
+a = torch.randn(256, 256)
+
+def model(x):
+    torch.mm(a, a)  # big enough for an OpenMP team
+    return len(os.listdir("/proc/self/task"))
+
+torch.set_num_threads(1)  # the copy's share, as EnvSetup sets it before loading
+wrapped = (CpuModel if sys.argv[1] == "cpu" else InferenceModel)(model)
+before = len(os.listdir("/proc/self/task"))
+seen = []
+worker = threading.Thread(target=lambda: seen.append(wrapped(None)))
+worker.start()
+worker.join()
+print(seen[0] - before)  # the worker itself, and any OpenMP threads it started
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or devices.cpu_cores() < 2, reason="/proc, 2 cores"
+)
+def test_a_worker_thread_runs_on_its_copys_share_of_openmp_threads() -> None:
+    """OpenMP's thread count is per thread: a worker thread started with a team of every core
+    (two copies of one worker spin-waited against each other) until CpuModel set its share."""
+    import subprocess
+
+    def extra_threads(wrapper: str) -> int:
+        result = subprocess.run(
+            [sys.executable, "-c", OPENMP_TEAM, wrapper],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return int(result.stdout)
+
+    assert extra_threads("cpu") == 1  # the worker alone: a team of one is no team
+    assert extra_threads("plain") > 1  # what it guards against, on this machine
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_a_copy_in_its_own_process_shares_one_malloc_arena() -> None:
     import platform
