@@ -235,12 +235,22 @@ def _copy_process(job: Job, copy_id: int, conn: Connection) -> None:
         conn.send(("ready", calibrate_overhead_ns()))
         _, start_ns = conn.recv()
         stop = Stop(_deadline(job, start_ns))
+        threading.Thread(target=_stop_when_told, args=(conn, stop), daemon=True).start()
         workers = _run_workers(job, copy, copy_rows(job, copy_id), stop, start_ns)
         conn.send(("done", copy.info(), workers))
     except BaseException as exc:
         conn.send(("error", _error_text(exc), traceback.format_exc()))
     finally:
         conn.close()
+
+
+def _stop_when_told(conn: Connection, stop: Stop) -> None:
+    """In a child: stop the workers early when the parent says so (it got Ctrl-C)."""
+    try:
+        if conn.recv()[0] == "stop":
+            stop.now()
+    except (EOFError, OSError):  # the parent closed the pipe: the run is over
+        pass
 
 
 class MainGuardError(NeuronPerfError, RuntimeError):
@@ -333,8 +343,10 @@ class ProcessRunner:
             conns.append(parent_end)
             processes.append(process)
         sampler = StatsSampler(stats_interval)
+        finished: dict[int, tuple[Any, ...]] = {}  # kept across a Ctrl-C
+        overhead, measuring = 0, False
         try:
-            ready = self._collect(conns, processes)
+            ready = self._collect(conns, processes, {})
             if isinstance(ready, Failure):
                 return raw_result(job, ready.status, ready.error)
             overhead = max(message[1] for message in ready)
@@ -342,16 +354,24 @@ class ProcessRunner:
             sampler.start()
             for conn in conns:
                 conn.send(("go", start_ns))
-            done = self._collect(conns, processes)
+            measuring = True
+            done = self._collect(conns, processes, finished)
             stats = sampler.stop()
             if isinstance(done, Failure):
                 return raw_result(job, done.status, done.error, stats=stats)
-            copies = [message[1] for message in done]
-            workers = [w for message in done for w in message[2]]
-            return raw_result(job, "finished", None, copies, workers, overhead, stats)
+            return self._result(job, "finished", None, done, overhead, stats)
         except KeyboardInterrupt:
-            sampler.stop()
-            return raw_result(job, "interrupted", "interrupted by the user (Ctrl-C)")
+            interrupted = "interrupted by the user (Ctrl-C)"
+            if not measuring:  # still loading: nothing was measured
+                return raw_result(job, "interrupted", interrupted)
+            for index, conn in enumerate(conns):  # the copies stop and send what they have
+                if index not in finished:
+                    conn.send(("stop",))
+            done = self._collect(conns, processes, finished)
+            stats = sampler.stop()
+            if isinstance(done, Failure):
+                return raw_result(job, "interrupted", interrupted, stats=stats)
+            return self._result(job, "interrupted", interrupted, done, overhead, stats)
         finally:
             for process in processes:
                 if process.is_alive():
@@ -361,9 +381,24 @@ class ProcessRunner:
                 conn.close()
 
     @staticmethod
-    def _collect(conns: list[Connection], processes: list[Any]) -> list[tuple[Any, ...]] | Failure:
-        """The next message of every child, in copy order, or the first failure."""
-        messages: dict[int, tuple[Any, ...]] = {}
+    def _result(
+        job: Job,
+        status: str,
+        error: str | None,
+        done: list[tuple[Any, ...]],
+        overhead: int,
+        stats: dict[str, Any],
+    ) -> RawResult:
+        copies = [message[1] for message in done]
+        workers = [w for message in done for w in message[2]]
+        return raw_result(job, status, error, copies, workers, overhead, stats)
+
+    @staticmethod
+    def _collect(
+        conns: list[Connection], processes: list[Any], messages: dict[int, tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]] | Failure:
+        """The next message of every child, in copy order, or the first failure.
+        ``messages`` fills as they come, so a Ctrl-C loses none already received."""
         sentinels = [p.sentinel for p in processes]
         while len(messages) < len(conns):
             waiting = [c for i, c in enumerate(conns) if i not in messages]
