@@ -210,42 +210,53 @@ def test_the_loading_thread_runs_single_threaded_and_workers_get_their_share() -
 
 OPENMP_TEAM = """
 import os, sys, threading, torch
-from neuronperf_torch.loading import CpuModel, InferenceModel
+from neuronperf_torch.loading import InferenceModel, Loader
+from neuronperf_torch import export
 
-a = torch.randn(256, 256)
-
-def model(x):
-    torch.mm(a, a)  # big enough for an OpenMP team
-    return len(os.listdir("/proc/self/task"))
-
-torch.set_num_threads(1)  # the copy's share, as EnvSetup sets it before loading
-wrapped = (CpuModel if sys.argv[1] == "cpu" else InferenceModel)(model)
-before = len(os.listdir("/proc/self/task"))
+share, wrapper, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+torch.set_num_threads(share)  # the copy's share, as EnvSetup sets it before loading
+if wrapper == "engine":
+    model = Loader("cpu", "interpreters")(path)  # what the engine's workers call
+else:
+    model = InferenceModel(export.load(path, "cpu"))
+tasks = lambda: len(os.listdir("/proc/self/task"))
+x = torch.randn(64, 256)
+before = tasks()
 seen = []
-worker = threading.Thread(target=lambda: seen.append(wrapped(None)))
+def work():
+    model(x)
+    seen.append(tasks())  # while this worker (and any OpenMP team it started) lives
+worker = threading.Thread(target=work)
 worker.start()
 worker.join()
-print(seen[0] - before)  # the worker itself, and any OpenMP threads it started
+print(seen[0] - before)  # the worker itself, and its OpenMP threads
 """
 
 
 @pytest.mark.skipif(
     not sys.platform.startswith("linux") or devices.cpu_cores() < 2, reason="/proc, 2 cores"
 )
-def test_a_worker_thread_runs_on_its_copys_share_of_openmp_threads() -> None:
+def test_a_worker_thread_runs_on_its_copys_share_of_openmp_threads(tmp_path: Path) -> None:
     """OpenMP's thread count is per thread: a worker thread started with a team of every core
     (two copies of one worker spin-waited against each other) until CpuModel set its share."""
     import subprocess
 
-    def extra_threads(wrapper: str) -> int:
+    index = npf.torch.compile(
+        torch.nn.Linear(256, 256), [torch.randn(64, 256)], device_type="cpu",
+        models_dir=tmp_path, filename=tmp_path / "linear.json",
+    )  # fmt: skip
+    (config,) = npf.model_index.load(index)["model_configs"]
+
+    def threads_in_worker(share: int, wrapper: str) -> int:
         result = subprocess.run(
-            [sys.executable, "-c", OPENMP_TEAM, wrapper],
-            capture_output=True, text=True, timeout=60, check=True,
+            [sys.executable, "-c", OPENMP_TEAM, str(share), wrapper, config["filename"]],
+            capture_output=True, text=True, timeout=120, check=True,
         )  # fmt: skip
         return int(result.stdout)
 
-    assert extra_threads("cpu") == 1  # the worker alone: a team of one is no team
-    assert extra_threads("plain") > 1  # what it guards against, on this machine
+    assert threads_in_worker(1, "engine") == 1  # the worker alone: a team of one is no team
+    assert threads_in_worker(2, "engine") == 2  # the worker and one OpenMP thread
+    assert threads_in_worker(1, "plain") > 1  # what it guards against, on this machine
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

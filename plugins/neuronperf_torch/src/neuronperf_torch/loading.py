@@ -143,4 +143,5 @@ class Loader:
         if not self.engine:
             return InferenceModel(export.load(model_filename, device))
         with one_thread():  # see CpuModel: the loading thread never starts an OpenMP team
-            return CpuModel(export.load(model_filename, device))
+            program = export.load(model_filename, device)
+        return CpuModel(program)  # outside one_thread(): it reads the copy's share of threads
