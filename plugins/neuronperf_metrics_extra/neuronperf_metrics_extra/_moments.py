@@ -54,6 +54,29 @@ class Moments:
         moments.m2 = _sum_of_products(deviations, deviations)
         return moments
 
+    @classmethod
+    def of_chunks(
+        cls, counts: FloatArray, sums: FloatArray, m2: FloatArray, shift: float = 0.0
+    ) -> Moments:
+        """The moments of one column from those of its consecutive chunks, given as 1-D
+        arrays of each chunk's count, sum of ``values - shift`` and M2, all merged at
+        once by the update above: M2 = sum(M2_c) + sum(n_c * (mean_c - mean)^2).
+        A shift near the values keeps the chunk means exact when the values are
+        large against their spread."""
+        moments = cls()
+        count = float(counts.sum())
+        if counts.shape[0] == 1:
+            mean, m2_total = float(sums[0]) / count, float(m2[0])
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # NaN or inf in: see is_finite
+                mean = float(sums.sum()) / count
+                offsets = sums / counts - mean
+                m2_total = float(m2.sum()) + float((counts * offsets * offsets).sum())
+        moments.count = int(count)
+        moments.mean = np.array([shift + mean])
+        moments.m2 = np.array([m2_total])
+        return moments
+
     def is_finite(self) -> bool:
         """False if the data held NaN or infinity, or a sum overflowed."""
         return bool(np.isfinite(self.mean).all() and np.isfinite(self.m2).all())

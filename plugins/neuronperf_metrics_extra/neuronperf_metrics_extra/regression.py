@@ -41,6 +41,14 @@ from neuronperf_core.metrics.inputs import (
     regression_pair,
 )
 from neuronperf_core.metrics.regression import MeanSquaredError
+from neuronperf_metrics_extra._chunks import (
+    CHUNK,
+    by_chunks,
+    column_sum,
+    sum_and_squares,
+    sum_of,
+    sum_of_squares,
+)
 from neuronperf_metrics_extra._moments import CoMoments, Moments
 
 __all__ = [
@@ -67,6 +75,113 @@ def _check_result(value: float, out: NDArray[Any], tgt: NDArray[Any], where: str
         f"{where}: the result overflowed float64 (values too large); expected values whose "
         "errors fit in float64. Rescale outputs and targets."
     )
+
+
+# Sums over a batch of scalar pairs (1-D arrays x: outputs, y: targets), chunk by chunk
+# (``_chunks``): each kernel writes one chunk's sums into ``row``, in float64.
+
+
+def _squared_error_sum(x: NDArray[Any], y: NDArray[Any]) -> float:
+    """sum((x - y)^2)."""
+
+    def kernel(start: int, stop: int, row: FloatArray, scratch: FloatArray) -> None:
+        diff = np.subtract(
+            x[start:stop], y[start:stop], out=scratch[0, : stop - start], dtype=np.float64
+        )
+        row[0] = sum_of_squares(diff)
+
+    return column_sum(by_chunks(x.shape[0], 1, kernel)[:, 0])
+
+
+def _relative_error_sum(x: NDArray[Any], y: NDArray[Any]) -> float:
+    """sum(|x - y| / max(|y|, eps))."""
+
+    def kernel(start: int, stop: int, row: FloatArray, scratch: FloatArray) -> None:
+        target = y[start:stop]
+        ratio = np.subtract(x[start:stop], target, out=scratch[0, : stop - start], dtype=np.float64)
+        if target.min() >= _EPS or target.max() <= -_EPS:  # then max(|y|, eps) = |y|
+            np.abs(
+                np.divide(ratio, target, out=ratio, dtype=np.float64), out=ratio
+            )  # |d / y| = |d| / |y|
+        else:  # zeros, tiny values or NaN among the targets
+            scale = np.abs(target, out=scratch[1, : stop - start], dtype=np.float64)
+            np.divide(np.abs(ratio, out=ratio), np.maximum(scale, _EPS, out=scale), out=ratio)
+        row[0] = sum_of(ratio)
+
+    return column_sum(by_chunks(x.shape[0], 1, kernel)[:, 0])
+
+
+_RAW_LIMIT = 64.0  # sum(v^2) / M2 up to which M2 = sum(v^2) - sum(v)^2 / m loses <= 6 bits
+
+
+def _moment_sums(values: FloatArray, shift: float, row: FloatArray, out: FloatArray) -> None:
+    """A float64 chunk's sum of ``values - shift`` into row[0] and its M2 into row[1].
+
+    M2 is sum(v^2) - sum(v)^2 / m when sum(v^2) <= 64 M2: the subtraction then
+    multiplies the rounding error of the sums by at most 64. Otherwise (the mean
+    is large against the spread) the chunk is shifted by ``shift``, a value of
+    the batch, and M2 computed in two passes, sum((u - mean(u))^2) with u = v -
+    shift, which keeps every digit; ``out`` (which may be ``values``) takes u.
+    """
+    size = values.shape[0]
+    sum_v, squares = sum_and_squares(values)
+    m2 = squares - sum_v * sum_v / size
+    if m2 > 0.0 and squares <= _RAW_LIMIT * m2:  # False for NaN too
+        row[0], row[1] = sum_v - size * shift, m2
+        return
+    shifted = np.subtract(values, shift, out=out[:size])
+    sum_u = float(shifted.sum())
+    row[0] = sum_u
+    row[1] = sum_of_squares(np.subtract(shifted, sum_u / size, out=shifted))
+
+
+def _as_float64(values: NDArray[Any], out: FloatArray) -> FloatArray:
+    """``values`` itself if float64, else converted into ``out``."""
+    if values.dtype == np.float64:
+        return values
+    converted = out[: values.shape[0]]
+    converted[...] = values
+    return converted
+
+
+def _chunk_counts(n: int) -> FloatArray:
+    """The number of elements in each chunk of ``range(n)``."""
+    counts = np.full(-(-n // CHUNK), float(CHUNK))
+    counts[-1] = n - CHUNK * (counts.shape[0] - 1)
+    return counts
+
+
+def _r2_sums(x: NDArray[Any], y: NDArray[Any]) -> tuple[FloatArray, Moments]:
+    """sum((y - x)^2), and the moments of y."""
+
+    def kernel(start: int, stop: int, row: FloatArray, scratch: FloatArray) -> None:
+        target = y[start:stop]
+        diff = np.subtract(target, x[start:stop], out=scratch[0, : stop - start], dtype=np.float64)
+        row[0] = sum_of_squares(diff)
+        _moment_sums(_as_float64(target, scratch[1]), y_shift, row[1:], out=scratch[0])
+
+    y_shift = float(y[0])
+    sums = by_chunks(x.shape[0], 3, kernel)
+    targets = Moments.of_chunks(_chunk_counts(x.shape[0]), sums[:, 1], sums[:, 2], y_shift)
+    return np.array([column_sum(sums[:, 0])]), targets
+
+
+def _explained_variance_sums(x: NDArray[Any], y: NDArray[Any]) -> tuple[Moments, Moments]:
+    """The moments of y - x and of y."""
+
+    def kernel(start: int, stop: int, row: FloatArray, scratch: FloatArray) -> None:
+        target = y[start:stop]
+        residuals = np.subtract(
+            target, x[start:stop], out=scratch[0, : stop - start], dtype=np.float64
+        )
+        _moment_sums(residuals, r_shift, row, out=residuals)
+        _moment_sums(_as_float64(target, scratch[1]), y_shift, row[2:], out=scratch[0])
+
+    r_shift, y_shift = float(y[0]) - float(x[0]), float(y[0])
+    sums = by_chunks(x.shape[0], 4, kernel)
+    counts = _chunk_counts(x.shape[0])
+    residuals = Moments.of_chunks(counts, sums[:, 0], sums[:, 1], r_shift)
+    return residuals, Moments.of_chunks(counts, sums[:, 2], sums[:, 3], y_shift)
 
 
 class _PairMetric(BaseEvalMetric):
@@ -101,6 +216,14 @@ class RootMeanSquaredError(MeanSquaredError):
 
     formula = "sqrt(sum((y - x)^2) / n)"
 
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        where = f"{type(self).__name__}.process_batch"
+        out, tgt = regression_pair(outputs, targets, where, batch=True)
+        total = _squared_error_sum(out.reshape(-1), tgt.reshape(-1))
+        _check_result(total, out, tgt, where)
+        self.sum += total
+        self.count += int(out.size)
+
     @classmethod
     def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
         """The square root of the merged mean squared error."""
@@ -118,15 +241,10 @@ class MeanAbsolutePercentageError(_PairMetric):
         self.count = 0  # elements scored
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
-            error = np.subtract(out, tgt, dtype=np.float64)
-            np.abs(error, out=error)
-            scale = np.abs(tgt, dtype=np.float64)
-            error /= np.maximum(scale, _EPS, out=scale)
-            total = float(error.sum())
+        total = _relative_error_sum(out, tgt)
         _check_result(total, out, tgt, where)
         self.total += total
-        self.count += int(error.size)
+        self.count += int(out.size)
 
     @classmethod
     def aggregate(cls, metrics: Iterable[BaseEvalMetric]) -> float:
@@ -218,10 +336,13 @@ class R2Score(_PairMetric):
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
         _check_width(self.targets.width, out.shape[1], where)
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
-            buffer = np.subtract(tgt, out, dtype=np.float64)  # the one temporary array
-            squares = np.einsum("ij,ij->j", buffer, buffer)
-            targets = Moments.of(tgt.astype(np.float64, copy=False), scratch=buffer)
+        if out.shape[1] == 1:  # scalar records
+            squares, targets = _r2_sums(out.reshape(-1), tgt.reshape(-1))
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
+                buffer = np.subtract(tgt, out, dtype=np.float64)  # the one temporary array
+                squares = np.einsum("ij,ij->j", buffer, buffer)
+                targets = Moments.of(tgt.astype(np.float64, copy=False), scratch=buffer)
         if not (np.isfinite(squares).all() and targets.is_finite()):
             _check_result(math.inf, out, tgt, where)
         self.squares = squares if self.targets.count == 0 else self.squares + squares
@@ -259,10 +380,13 @@ class ExplainedVariance(_PairMetric):
 
     def _add(self, out: NDArray[Any], tgt: NDArray[Any], where: str) -> None:
         _check_width(self.targets.width, out.shape[1], where)
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
-            buffer = np.subtract(tgt, out, dtype=np.float64)  # the one temporary array
-            residuals = Moments.of(buffer, scratch=buffer)
-            targets = Moments.of(tgt.astype(np.float64, copy=False), scratch=buffer)
+        if out.shape[1] == 1:  # scalar records
+            residuals, targets = _explained_variance_sums(out.reshape(-1), tgt.reshape(-1))
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite results raise below
+                buffer = np.subtract(tgt, out, dtype=np.float64)  # the one temporary array
+                residuals = Moments.of(buffer, scratch=buffer)
+                targets = Moments.of(tgt.astype(np.float64, copy=False), scratch=buffer)
         if not (residuals.is_finite() and targets.is_finite()):
             _check_result(math.inf, out, tgt, where)
         self.residuals.merge(residuals)

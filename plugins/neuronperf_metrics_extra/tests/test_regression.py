@@ -18,6 +18,7 @@ from neuronperf_metrics_extra import (
     PearsonCorrelation,
     R2Score,
     RootMeanSquaredError,
+    _chunks,
 )
 from scipy import stats
 from sklearn import metrics as skm
@@ -108,6 +109,48 @@ def test_a_large_offset_loses_no_digits(cls: type[Any]) -> None:
     for part in np.array_split(np.arange(100_000), 1000):  # many small batches
         metric.process_batch(outputs[part], targets[part])
     assert cls.aggregate([metric]) == pytest.approx(centred, rel=1e-7)
+
+
+def large_batch(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(outputs, targets) of a few chunks: targets in [1, 2) ("float"), as float32, as
+    integers, near 1e8 with a spread of 1, or with zeros and signs mixed ("mixed")."""
+    rng = np.random.default_rng(11)
+    n = 3 * _chunks.CHUNK + 4321
+    targets = 1.0 + rng.random(n)
+    if kind == "offset":
+        targets = 1e8 + rng.normal(0.0, 1.0, n)
+    elif kind == "integers":
+        targets = rng.integers(1, 100, n)
+    elif kind == "mixed":
+        targets = rng.normal(0.0, 1.0, n)
+        targets[::1000] = 0.0
+    outputs = targets + rng.normal(0.0, 0.5, n)
+    if kind == "float32":
+        return outputs.astype(np.float32), targets.astype(np.float32)
+    return outputs, targets
+
+
+@parametrize_metrics
+@pytest.mark.parametrize("kind", ["float", "float32", "integers", "offset", "mixed"])
+def test_batches_of_several_chunks_match_the_reference(
+    cls: type[Any], reference: Callable[[Any, Any], float], kind: str
+) -> None:
+    outputs, targets = large_batch(kind)
+    expected = reference(targets.astype(np.float64), outputs.astype(np.float64))
+    assert by_batch(cls, outputs, targets) == pytest.approx(expected, rel=1e-12)
+
+
+@parametrize_metrics
+def test_nan_in_a_later_chunk_is_located(
+    cls: type[Any], reference: Callable[[Any, Any], float]
+) -> None:
+    outputs, targets = large_batch("float")
+    index = 2 * _chunks.CHUNK + 5
+    outputs[index] = math.nan
+    with pytest.raises(
+        MetricError, match=rf"outputs contains 1 NaN value\(s\) \(first at index \({index},"
+    ):
+        cls().process_batch(outputs, targets)
 
 
 def test_constant_targets_follow_sklearn_force_finite() -> None:

@@ -195,3 +195,20 @@ def test_artifacts_that_would_unpickle_are_refused(cpu_index, tmp_path: Path) ->
     not_zip.write_text("hello")
     with pytest.raises(UnsafeArtifactError, match=r"is not a torch\.export archive"):
         npf.torch.load(not_zip, device_type="cpu")
+
+
+def test_keywords_the_compiler_does_not_take_are_refused_before_compiling(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from neuronperf_torch.errors import TorchArgumentError
+
+    model = torch.nn.Linear(4, 2)
+    with pytest.raises(TorchArgumentError, match=r"'performance_levels'.*torch.export.export"):
+        npf.torch.compile(
+            model, [torch.randn(1, 4)], device_type="cpu", models_dir=tmp_path,
+            filename=tmp_path / "m.json", performance_levels=[1],
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # nothing compiled, nothing written
+    index = npf.torch.compile(
+        model, [torch.randn(1, 4)], device_type="cpu", models_dir=tmp_path,
+        filename=tmp_path / "m.json", strict=True,
+    )  # fmt: skip
+    assert npf.model_index.load(index)["model_configs"][0]["status"] == "finished"

@@ -290,3 +290,13 @@ def test_helpers() -> None:
     with pytest.raises(TorchArgumentError, match="NEURON_RT_VISIBLE_CORES='a' is not"):
         devices.parse_core_list("a")
     assert neuron.CAST_MODES[:3] == ("none", "matmult-bf16", "matmult-fp16")
+
+
+def test_trace_keywords_are_checked_against_torch_neuronx(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from neuronperf_torch.errors import TorchArgumentError
+
+    with pytest.raises(TorchArgumentError, match=r"'performance_levels'.*torch_neuronx.trace"):
+        compile_neuron(tmp_path, performance_levels=[1])
+    assert neuronx_double.records("trace") == []  # refused before any trace
+    compile_neuron(tmp_path, inline_weights_to_neff=False)  # one torch_neuronx.trace takes
+    assert neuronx_double.records("trace")

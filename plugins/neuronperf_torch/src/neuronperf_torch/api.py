@@ -16,6 +16,7 @@ shapes and dtypes against what each config was compiled for.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import secrets
@@ -165,6 +166,20 @@ def _suffix() -> str:
 # -- compile ------------------------------------------------------------------------------
 
 
+def _check_keywords(
+    function: Any, kwargs: dict[str, Any], taken: tuple[str, ...], name: str
+) -> None:
+    """Refuse keywords ``function`` does not take before anything compiles (1.x's
+    ``performance_levels``, say), rather than record the same TypeError for every config."""
+    accepted = [p for p in inspect.signature(function).parameters if p not in taken]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TorchArgumentError(
+            f"compile() got {', '.join(map(repr, unknown))}, which it would pass to {name}, "
+            f"and {name} takes none of them; its keywords are {', '.join(accepted)}."
+        )
+
+
 def compile(
     model: Any,
     inputs: Any,
@@ -214,6 +229,10 @@ def compile(
                 "compiling for device_type='neuron' needs torch-neuronx, which is not installed: "
                 f"{devices.NEURON_INSTALL_HINT}."
             )
+        import torch_neuronx
+
+        taken = ("func", "example_inputs", "compiler_args")  # compiler_args= is ours to pass
+        _check_keywords(torch_neuronx.trace, kwargs, taken, "torch_neuronx.trace")
     else:
         if any(p != 1 for p in pipelines):
             raise TorchArgumentError(
@@ -232,6 +251,7 @@ def compile(
                 f"cast modes {unknown} are not {device} dtypes; use "
                 f"{', '.join(repr(c) for c in export.CAST_MODES)} (the dtype the model runs in)."
             )
+        _check_keywords(torch.export.export, kwargs, ("mod", "args"), "torch.export.export")
         if device == devices.CUDA and not torch.cuda.is_available():
             raise DeviceUnavailableError(
                 "compiling for device_type='cuda' exports the model on the GPU, but torch sees "
