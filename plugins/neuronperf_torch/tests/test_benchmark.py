@@ -271,3 +271,12 @@ def test_a_copy_in_its_own_process_shares_one_malloc_arena() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "True"
+
+
+def test_copies_as_threads_leave_the_callers_thread_count_alone(cpu_index) -> None:  # type: ignore[no-untyped-def]
+    torch.set_num_threads(2)
+    npf.torch.benchmark(
+        cpu_index.index, cpu_index.x1, batch_sizes=1, duration=0.1, n_models=2,
+        workers_per_model=1, multiprocess=False, results_dir=None, verbosity=0,
+    )  # fmt: skip
+    assert torch.get_num_threads() == 2  # EnvSetup gave each of the 2 copies 1 thread

@@ -16,13 +16,14 @@ shapes and dtypes against what each config was compiled for.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -546,33 +547,46 @@ def benchmark(
             configs, match_inputs(inputs, configs, batch_list), strict=True
         ):
             check_input(config, model_input, f"the input for batch size {config['batch_size']}")
-        return engine.benchmark(
+        with _caller_threads_kept():
+            return engine.benchmark(
+                loader,
+                path,
+                inputs,
+                batch_sizes=batch_list,
+                postprocess_fn=postprocess_fn,
+                dataset_loader_fn=dataset_loader_fn,
+                return_timers=return_timers,
+                eval_target_col=eval_target_col,
+                results_dir=results_dir,
+                results_file=results_file,
+                **common,
+            )
+    with _caller_threads_kept():
+        return _evaluate_by_batch_size(
             loader,
             path,
             inputs,
-            batch_sizes=batch_list,
-            postprocess_fn=postprocess_fn,
-            dataset_loader_fn=dataset_loader_fn,
-            return_timers=return_timers,
-            eval_target_col=eval_target_col,
-            results_dir=results_dir,
-            results_file=results_file,
-            **common,
+            configs,
+            eval_metrics,
+            -1 if eval_target_col is None else eval_target_col,
+            postprocess_fn,
+            dataset_loader_fn,
+            dataloader_kwargs,
+            return_timers,
+            _results_file(results_dir, results_file, model_name),
+            common,
         )
-    return _evaluate_by_batch_size(
-        loader,
-        path,
-        inputs,
-        configs,
-        eval_metrics,
-        -1 if eval_target_col is None else eval_target_col,
-        postprocess_fn,
-        dataset_loader_fn,
-        dataloader_kwargs,
-        return_timers,
-        _results_file(results_dir, results_file, model_name),
-        common,
-    )
+
+
+@contextlib.contextmanager
+def _caller_threads_kept() -> Iterator[None]:
+    """Copies run as threads here set this process's intra-op threads (EnvSetup): give the
+    caller back the count it had."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _evaluate_by_batch_size(
