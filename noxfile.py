@@ -18,6 +18,7 @@ nox.options.sessions = [
     "metrics_extra_with_torch",
     "lint",
     "typecheck",
+    "typecheck_torch",
     "torch",
 ]
 
@@ -94,6 +95,14 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core (its runtime dependencies and extras installed for their types)."""
     session.install(MYPY, "numpy", "pluggy", "matplotlib")
+    session.run("mypy")
+
+
+@nox.session
+def typecheck_torch(session: nox.Session) -> None:
+    """mypy --strict on the torch plugin, against the installed core and torch 2.13.0."""
+    session.install(MYPY, ".", f"./{TORCH_PLUGIN}", TORCH)
+    session.chdir(TORCH_PLUGIN)
     session.run("mypy")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,8 +79,8 @@ def benchmark(
     eval_target_col: int | None = None,
     *,
     runner: str | None = None,
-    results_dir: str | Path | None = ".",
-    results_file: str | Path | None = None,
+    results_dir: str | os.PathLike[str] | None = ".",
+    results_file: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Benchmark every config of a model index (or one model file) over a sweep.
 
@@ -244,7 +245,9 @@ def evaluate(
 
 
 def _results_path(
-    results_dir: str | Path | None, results_file: str | Path | None, model_name: str
+    results_dir: str | os.PathLike[str] | None,
+    results_file: str | os.PathLike[str] | None,
+    model_name: str,
 ) -> Path | None:
     if results_file is not None:
         path = Path(results_file)

@@ -11,7 +11,9 @@ batch form of Welford's update:
     M2 = M2_a + M2_b + d^2 * n_a * n_b / n
     C = C_a + C_b + d_x * d_y * n_a * n_b / n    (the co-moment sum((x - mean_x)(y - mean_y)))
 
-The same update merges the instances of different workers in ``aggregate``.
+The same update merges the instances of different workers in ``aggregate``,
+and (``Moments.of_chunks``, all at once) the chunks that the regression
+metrics cut a large batch of scalar records into.
 """
 
 from __future__ import annotations

@@ -19,6 +19,13 @@ State is sums, a maximum, or streaming means and centred sums of squares
 merged with Chan's update (``_moments``), so it is constant in the number of
 records, and instances that saw different shards merge exactly (up to float
 rounding) in ``aggregate``.
+
+RootMeanSquaredError, MeanAbsolutePercentageError, and R2Score and
+ExplainedVariance on scalar records, compute a batch's sums chunk by chunk
+(``_chunks``): one pass over the inputs into a cache-sized scratch array, and
+BLAS dot products for the sums, instead of a temporary as long as the batch
+per numpy step. A NaN or infinity in the input, or an overflow, makes a sum
+non-finite; only then are the inputs searched for the bad value, to name it.
 """
 
 from __future__ import annotations
@@ -77,8 +84,9 @@ def _check_result(value: float, out: NDArray[Any], tgt: NDArray[Any], where: str
     )
 
 
-# Sums over a batch of scalar pairs (1-D arrays x: outputs, y: targets), chunk by chunk
-# (``_chunks``): each kernel writes one chunk's sums into ``row``, in float64.
+# Sums over a batch of scalar pairs (1-D arrays x: outputs, y: targets, of any numeric
+# dtype), chunk by chunk (``_chunks``): each kernel writes one chunk's sums, in float64,
+# into ``row``.
 
 
 def _squared_error_sum(x: NDArray[Any], y: NDArray[Any]) -> float:
@@ -99,14 +107,13 @@ def _relative_error_sum(x: NDArray[Any], y: NDArray[Any]) -> float:
     def kernel(start: int, stop: int, row: FloatArray, scratch: FloatArray) -> None:
         target = y[start:stop]
         ratio = np.subtract(x[start:stop], target, out=scratch[0, : stop - start], dtype=np.float64)
-        if target.min() >= _EPS or target.max() <= -_EPS:  # then max(|y|, eps) = |y|
-            np.abs(
-                np.divide(ratio, target, out=ratio, dtype=np.float64), out=ratio
-            )  # |d / y| = |d| / |y|
+        if target.min() >= _EPS or target.max() <= -_EPS:
+            # every |y| >= eps, so max(|y|, eps) = |y|, and |d| / |y| = |d / y| exactly
+            np.divide(ratio, target, out=ratio, dtype=np.float64)
         else:  # zeros, tiny values or NaN among the targets
             scale = np.abs(target, out=scratch[1, : stop - start], dtype=np.float64)
-            np.divide(np.abs(ratio, out=ratio), np.maximum(scale, _EPS, out=scale), out=ratio)
-        row[0] = sum_of(ratio)
+            np.divide(ratio, np.maximum(scale, _EPS, out=scale), out=ratio)
+        row[0] = sum_of(np.abs(ratio, out=ratio))
 
     return column_sum(by_chunks(x.shape[0], 1, kernel)[:, 0])
 
@@ -117,11 +124,14 @@ _RAW_LIMIT = 64.0  # sum(v^2) / M2 up to which M2 = sum(v^2) - sum(v)^2 / m lose
 def _moment_sums(values: FloatArray, shift: float, row: FloatArray, out: FloatArray) -> None:
     """A float64 chunk's sum of ``values - shift`` into row[0] and its M2 into row[1].
 
-    M2 is sum(v^2) - sum(v)^2 / m when sum(v^2) <= 64 M2: the subtraction then
-    multiplies the rounding error of the sums by at most 64. Otherwise (the mean
-    is large against the spread) the chunk is shifted by ``shift``, a value of
-    the batch, and M2 computed in two passes, sum((u - mean(u))^2) with u = v -
-    shift, which keeps every digit; ``out`` (which may be ``values``) takes u.
+    M2 is sum(v^2) - sum(v)^2 / m (one pass, no temporary) when sum(v^2) <= 64 M2:
+    the subtraction then multiplies the rounding error of the sums by at most 64,
+    and a mean of 0 against a spread of 1 (sum(v^2) = M2) loses nothing. Otherwise
+    (the mean is large against the spread, where that formula would lose every
+    digit) M2 is computed in two passes, sum((u - mean(u))^2) with u = v - shift:
+    ``out`` (which may be ``values``) takes u. ``shift``, one value of the batch,
+    also keeps the sums small, so that merging the chunks (``Moments.of_chunks``)
+    loses no digits either.
     """
     size = values.shape[0]
     sum_v, squares = sum_and_squares(values)

@@ -272,6 +272,6 @@ def read_model(path: str | os.PathLike[str]) -> Any:
     module = torch.export.load(path).module()
     # Its train/eval mode was fixed at export time and it refuses train() and eval(), which
     # compile calls on every model: make them the no-ops they are for it.
-    module.train = types.MethodType(lambda self, mode=True: self, module)
-    module.eval = types.MethodType(lambda self: self, module)
+    module.train = types.MethodType(lambda self, mode=True: self, module)  # type: ignore[method-assign]
+    module.eval = types.MethodType(lambda self: self, module)  # type: ignore[method-assign]
     return module

@@ -186,7 +186,7 @@ def _train(x_train: Any, y_train: Any) -> DigitsMLP:
                 batch = permutation[start : start + TRAIN_BATCH]
                 loss = F.cross_entropy(model(x[batch]), y[batch])
                 optimizer.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
     return model.eval()
 

@@ -231,7 +231,7 @@ def load(path: str | Path, copy_id: int, pipeline_size: int, in_own_process: boo
         )
     try:
         with place, _torchscript_is_the_neuron_format():
-            return torch.jit.load(str(path))
+            return torch.jit.load(str(path))  # type: ignore[no-untyped-call]
     except RuntimeError as exc:
         text = str(exc)
         if "cannot be initialized" in text or "nrt_allocate" in text or "not available" in text:
