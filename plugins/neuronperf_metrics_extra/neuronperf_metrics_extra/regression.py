@@ -125,10 +125,10 @@ def _moment_sums(values: FloatArray, shift: float, row: FloatArray, out: FloatAr
     """A float64 chunk's sum of ``values - shift`` into row[0] and its M2 into row[1].
 
     M2 is sum(v^2) - sum(v)^2 / m (one pass, no temporary) when sum(v^2) <= 64 M2:
-    the subtraction then multiplies the rounding error of the sums by at most 64,
-    and a mean of 0 against a spread of 1 (sum(v^2) = M2) loses nothing. Otherwise
-    (the mean is large against the spread, where that formula would lose every
-    digit) M2 is computed in two passes, sum((u - mean(u))^2) with u = v - shift:
+    the subtraction then multiplies the rounding error of the sums by at most 64.
+    Otherwise (the mean is large against the spread, where that formula loses
+    digits, all of them at 1e8 +- 1) M2 is computed in two passes,
+    sum((u - mean(u))^2) with u = v - shift:
     ``out`` (which may be ``values``) takes u. ``shift``, one value of the batch,
     also keeps the sums small, so that merging the chunks (``Moments.of_chunks``)
     loses no digits either.

@@ -113,7 +113,8 @@ def test_a_large_offset_loses_no_digits(cls: type[Any]) -> None:
 
 def large_batch(kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(outputs, targets) of a few chunks: targets in [1, 2) ("float"), as float32, as
-    integers, near 1e8 with a spread of 1, or with zeros and signs mixed ("mixed")."""
+    integers, near 1e8 with a spread of 1 ("offset"), with zeros and signs mixed
+    ("mixed"), or outputs with a bias 100 times their spread ("biased")."""
     rng = np.random.default_rng(11)
     n = 3 * _chunks.CHUNK + 4321
     targets = 1.0 + rng.random(n)
@@ -125,16 +126,19 @@ def large_batch(kind: str) -> tuple[np.ndarray, np.ndarray]:
         targets = rng.normal(0.0, 1.0, n)
         targets[::1000] = 0.0
     outputs = targets + rng.normal(0.0, 0.5, n)
+    if kind == "biased":
+        outputs = targets + rng.normal(50.0, 0.5, n)
     if kind == "float32":
         return outputs.astype(np.float32), targets.astype(np.float32)
     return outputs, targets
 
 
 @parametrize_metrics
-@pytest.mark.parametrize("kind", ["float", "float32", "integers", "offset", "mixed"])
+@pytest.mark.parametrize("kind", ["float", "float32", "integers", "offset", "mixed", "biased"])
 def test_batches_of_several_chunks_match_the_reference(
     cls: type[Any], reference: Callable[[Any, Any], float], kind: str
 ) -> None:
+    """Chunked sums, the raw and the two-pass moments, any dtype: the reference's value."""
     outputs, targets = large_batch(kind)
     expected = reference(targets.astype(np.float64), outputs.astype(np.float64))
     assert by_batch(cls, outputs, targets) == pytest.approx(expected, rel=1e-12)
