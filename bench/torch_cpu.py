@@ -1,7 +1,7 @@
 """The torch plugin on CPU: does npf.torch.benchmark measure what the model costs?
 
     python bench/torch_cpu.py [--rounds 11] [--seconds 2.0] [--sweep-seconds 2.0]
-                              [--harness-rounds 7]
+                              [--harness-rounds 7] [--only latency|harness]
 
 1. Latency fidelity. One copy, one worker (the default runner, a fresh
    interpreter): ``latency_ms_p50`` of ``npf.torch.benchmark`` against
@@ -200,6 +200,7 @@ def _hand_process(
     ends = [0.0] * workers
 
     def loop(worker: int) -> None:
+        torch.set_num_threads(threads)  # OpenMP's count is per thread: as npf's workers do
         for _ in range(8):
             model(x)
         warm.wait()
@@ -303,50 +304,61 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--sweep-seconds", type=float, default=2.0)
     parser.add_argument("--harness-rounds", type=int, default=7)
+    parser.add_argument("--only", choices=("latency", "harness"), help="run one part")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {CORES} cores\n")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        print("## 1. Latency: 1 copy, 1 worker, the same intra-op threads on both sides")
-        print(f"{args.rounds} alternated rounds of {args.seconds} s each side; medians\n")
-        print(
-            "| model | threads | npf p50 (ms) | Timer median (ms) | npf / Timer (min-max) "
-            "| samples/round | eager Timer (ms) |"
-        )
-        print("|---|---|---|---|---|---|---|")
-        verdicts = []
-        for name in ("small", "mid"):
-            for threads in sorted({1, CORES}):
-                row = latency(name, folder / f"{name}{threads}", threads, args.rounds, args.seconds)
-                print(
-                    f"| {name} | {threads} | {row['npf']:.4f} | {row['timer']:.4f} | "
-                    f"{row['ratio']:.3f} ({row['r_min']:.3f}-{row['r_max']:.3f}) | "
-                    f"{row['samples']:,} | {row['eager']:.4f} |"
-                )
-                verdicts.append((f"{name}, {threads} thread(s)", abs(row["ratio"] - 1) <= 0.05))
-        print(f"(npf runner: {row['runner']})")
-        for label, ok in verdicts:
-            print(f"{label}: {'meets' if ok else 'MISSES'} the target of agreeing within 5 %")
-        print()
-        cost = harness_cost(folder / "sweep", args.harness_rounds, args.sweep_seconds)
-        print(f"## 2. Harness cost: mid CNN sweep ({args.sweep_seconds} s per config)\n")
-        print("| batch | n_models | workers | throughput (inf/s) |")
-        print("|---|---|---|---|")
-        for batch, n, w, rate in cost["sweep"]:
-            print(f"| {batch} | {n} | {w} | {rate:,.1f} |")
-        batch, n, w, runner = cost["best"]
-        print(
-            f"\nbest: batch {batch}, n_models {n}, workers {w} ({runner}); "
-            f"{args.harness_rounds} alternated rounds against a hand-written loop\n"
-        )
-        print("| | npf (inf/s) | hand loop (inf/s) | npf / hand (min-max) |")
-        print("|---|---|---|---|")
-        print(
-            f"| median | {cost['npf']:,.1f} | {cost['hand']:,.1f} | {cost['ratio']:.3f} "
-            f"({cost['ratio_min']:.3f}-{cost['ratio_max']:.3f}) |"
-        )
-        verdict = "meets" if cost["ratio"] >= 0.98 else "MISSES"
-        print(f"{verdict} the target of a harness cost under 2 % (npf / hand >= 0.98)")
+        if args.only != "harness":
+            latency_part(folder, args)
+        if args.only != "latency":
+            harness_part(folder, args)
+
+
+def latency_part(folder: Path, args: argparse.Namespace) -> None:
+    print("## 1. Latency: 1 copy, 1 worker, the same intra-op threads on both sides")
+    print(f"{args.rounds} alternated rounds of {args.seconds} s each side; medians\n")
+    print(
+        "| model | threads | npf p50 (ms) | Timer median (ms) | npf / Timer (min-max) "
+        "| samples/round | eager Timer (ms) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    verdicts = []
+    for name in ("small", "mid"):
+        for threads in sorted({1, CORES}):
+            row = latency(name, folder / f"{name}{threads}", threads, args.rounds, args.seconds)
+            print(
+                f"| {name} | {threads} | {row['npf']:.4f} | {row['timer']:.4f} | "
+                f"{row['ratio']:.3f} ({row['r_min']:.3f}-{row['r_max']:.3f}) | "
+                f"{row['samples']:,} | {row['eager']:.4f} |"
+            )
+            verdicts.append((f"{name}, {threads} thread(s)", abs(row["ratio"] - 1) <= 0.05))
+    print(f"(npf runner: {row['runner']})")
+    for label, ok in verdicts:
+        print(f"{label}: {'meets' if ok else 'MISSES'} the target of agreeing within 5 %")
+    print()
+
+
+def harness_part(folder: Path, args: argparse.Namespace) -> None:
+    cost = harness_cost(folder / "sweep", args.harness_rounds, args.sweep_seconds)
+    print(f"## 2. Harness cost: mid CNN sweep ({args.sweep_seconds} s per config)\n")
+    print("| batch | n_models | workers | throughput (inf/s) |")
+    print("|---|---|---|---|")
+    for batch, n, w, rate in cost["sweep"]:
+        print(f"| {batch} | {n} | {w} | {rate:,.1f} |")
+    batch, n, w, runner = cost["best"]
+    print(
+        f"\nbest: batch {batch}, n_models {n}, workers {w} ({runner}); "
+        f"{args.harness_rounds} alternated rounds against a hand-written loop\n"
+    )
+    print("| | npf (inf/s) | hand loop (inf/s) | npf / hand (min-max) |")
+    print("|---|---|---|---|")
+    print(
+        f"| median | {cost['npf']:,.1f} | {cost['hand']:,.1f} | {cost['ratio']:.3f} "
+        f"({cost['ratio_min']:.3f}-{cost['ratio_max']:.3f}) |"
+    )
+    verdict = "meets" if cost["ratio"] >= 0.98 else "MISSES"
+    print(f"{verdict} the target of a harness cost under 2 % (npf / hand >= 0.98)")
 
 
 if __name__ == "__main__":
