@@ -118,31 +118,43 @@ def _relative_error_sum(x: NDArray[Any], y: NDArray[Any]) -> float:
     return column_sum(by_chunks(x.shape[0], 1, kernel)[:, 0])
 
 
-_RAW_LIMIT = 64.0  # sum(v^2) / M2 up to which M2 = sum(v^2) - sum(v)^2 / m loses <= 6 bits
+_RAW_LIMIT = 64.0  # sum(u^2) / M2 up to which M2 = sum(u^2) - sum(u)^2 / m loses <= 6 bits
 
 
-def _moment_sums(values: FloatArray, shift: float, row: FloatArray, out: FloatArray) -> None:
-    """A float64 chunk's sum of ``values - shift`` into row[0] and its M2 into row[1].
+class _ChunkMoments:
+    """Writes a float64 chunk's sum of ``values - shift`` and its M2 into a results row.
 
-    M2 is sum(v^2) - sum(v)^2 / m (one pass, no temporary) when sum(v^2) <= 64 M2:
-    the subtraction then multiplies the rounding error of the sums by at most 64.
-    Otherwise (the mean is large against the spread, where that formula loses
-    digits, all of them at 1e8 +- 1) M2 is computed in two passes,
-    sum((u - mean(u))^2) with u = v - shift:
-    ``out`` (which may be ``values``) takes u. ``shift``, one value of the batch,
-    also keeps the sums small, so that merging the chunks (``Moments.of_chunks``)
-    loses no digits either.
+    M2 = sum(u^2) - sum(u)^2 / m, from two sums of one pass and no temporary, when
+    sum(u^2) <= 64 M2: the subtraction then multiplies the rounding error of the
+    sums by at most 64. u is the values themselves, or, once a chunk failed that
+    test (a mean large against the spread, where the formula loses digits, all of
+    them at 1e8 +- 1), the values minus ``shift``, one value of the batch, for that
+    chunk and every later one. Should u fail too, M2 takes a second pass,
+    sum((u - mean(u))^2), which keeps every digit. The shift also keeps the sums
+    small, so that merging the chunks (``Moments.of_chunks``) loses no digits.
     """
-    size = values.shape[0]
-    sum_v, squares = sum_and_squares(values)
-    m2 = squares - sum_v * sum_v / size
-    if m2 > 0.0 and squares <= _RAW_LIMIT * m2:  # False for NaN too
-        row[0], row[1] = sum_v - size * shift, m2
-        return
-    shifted = np.subtract(values, shift, out=out[:size])
-    sum_u = float(shifted.sum())
-    row[0] = sum_u
-    row[1] = sum_of_squares(np.subtract(shifted, sum_u / size, out=shifted))
+
+    def __init__(self, shift: float) -> None:
+        self.shift = shift
+        self.shifted = False  # whether chunks are shifted before they are summed
+
+    def __call__(self, values: FloatArray, row: FloatArray, scratch: FloatArray) -> None:
+        """Sums of ``values`` into row[0] and row[1]; ``scratch`` (which may be
+        ``values``) takes the shifted values."""
+        size = values.shape[0]
+        if not self.shifted:
+            total, squares = sum_and_squares(values)
+            m2 = squares - total * total / size
+            if m2 > 0.0 and squares <= _RAW_LIMIT * m2:  # False for NaN too
+                row[0], row[1] = total - size * self.shift, m2
+                return
+            self.shifted = True
+        shifted = np.subtract(values, self.shift, out=scratch[:size])
+        total, squares = sum_and_squares(shifted)
+        m2 = squares - total * total / size
+        if not (m2 > 0.0 and squares <= _RAW_LIMIT * m2):
+            m2 = sum_of_squares(np.subtract(shifted, total / size, out=shifted))
+        row[0], row[1] = total, m2
 
 
 def _as_float64(values: NDArray[Any], out: FloatArray) -> FloatArray:
@@ -168,11 +180,12 @@ def _r2_sums(x: NDArray[Any], y: NDArray[Any]) -> tuple[FloatArray, Moments]:
         target = y[start:stop]
         diff = np.subtract(target, x[start:stop], out=scratch[0, : stop - start], dtype=np.float64)
         row[0] = sum_of_squares(diff)
-        _moment_sums(_as_float64(target, scratch[1]), y_shift, row[1:], out=scratch[0])
+        target_sums(_as_float64(target, scratch[1]), row[1:], scratch[0])
 
-    y_shift = float(y[0])
+    target_sums = _ChunkMoments(float(y[0]))
     sums = by_chunks(x.shape[0], 3, kernel)
-    targets = Moments.of_chunks(_chunk_counts(x.shape[0]), sums[:, 1], sums[:, 2], y_shift)
+    counts = _chunk_counts(x.shape[0])
+    targets = Moments.of_chunks(counts, sums[:, 1], sums[:, 2], target_sums.shift)
     return np.array([column_sum(sums[:, 0])]), targets
 
 
@@ -184,14 +197,15 @@ def _explained_variance_sums(x: NDArray[Any], y: NDArray[Any]) -> tuple[Moments,
         residuals = np.subtract(
             target, x[start:stop], out=scratch[0, : stop - start], dtype=np.float64
         )
-        _moment_sums(residuals, r_shift, row, out=residuals)
-        _moment_sums(_as_float64(target, scratch[1]), y_shift, row[2:], out=scratch[0])
+        residual_sums(residuals, row, residuals)
+        target_sums(_as_float64(target, scratch[1]), row[2:], scratch[0])
 
-    r_shift, y_shift = float(y[0]) - float(x[0]), float(y[0])
+    residual_sums = _ChunkMoments(float(y[0]) - float(x[0]))
+    target_sums = _ChunkMoments(float(y[0]))
     sums = by_chunks(x.shape[0], 4, kernel)
     counts = _chunk_counts(x.shape[0])
-    residuals = Moments.of_chunks(counts, sums[:, 0], sums[:, 1], r_shift)
-    return residuals, Moments.of_chunks(counts, sums[:, 2], sums[:, 3], y_shift)
+    residuals = Moments.of_chunks(counts, sums[:, 0], sums[:, 1], residual_sums.shift)
+    return residuals, Moments.of_chunks(counts, sums[:, 2], sums[:, 3], target_sums.shift)
 
 
 class _PairMetric(BaseEvalMetric):
