@@ -205,10 +205,20 @@ def benchmark(
                 break
             progress.end_config()
             results.append(raw)
-            reports = get_reports(results, cost_per_hour=cost_per_hour)
+
+            def report() -> list[dict[str, Any]]:
+                done = get_reports(results, cost_per_hour=cost_per_hour)
+                if results_path is not None:
+                    write_json(done, str(results_path))
+                return done
+
+            try:
+                reports = report()
+            except KeyboardInterrupt:  # keep the config that just finished, then stop
+                reports = report()
+                logger.warning(INTERRUPTED, len(results))
+                break
             _check_quality(reports[-1], verbosity, evaluating)
-            if results_path is not None:
-                write_json(reports, str(results_path))
             if raw["status"] == "interrupted":
                 logger.warning(INTERRUPTED, len(results))
                 break

@@ -19,6 +19,7 @@ Start methods, chosen on purpose:
 from __future__ import annotations
 
 import ast
+import contextlib
 import logging
 import multiprocessing
 import pickle
@@ -253,6 +254,39 @@ def _stop_when_told(conn: Connection, stop: Stop) -> None:
         pass
 
 
+class _StopOnCtrlC:
+    """While measuring: a Ctrl-C tells every copy to stop its workers, instead of raising
+    KeyboardInterrupt in the middle of reading a copy's results (which would leave the pipe
+    half read). A second Ctrl-C raises as usual. Outside the main thread (where signal
+    handlers cannot be set) Ctrl-C raises as usual too."""
+
+    def __init__(self, conns: list[Connection]) -> None:
+        self.conns = conns
+        self.pressed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopOnCtrlC:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        for conn in self.conns:
+            # the other direction of the pipe: reads are unaffected; OSError: that copy has
+            # already reported and exited
+            with contextlib.suppress(OSError):
+                conn.send(("stop",))
+
+
 class MainGuardError(NeuronPerfError, RuntimeError):
     """Fresh interpreters would re-run the script that starts them."""
 
@@ -343,8 +377,7 @@ class ProcessRunner:
             conns.append(parent_end)
             processes.append(process)
         sampler = StatsSampler(stats_interval)
-        finished: dict[int, tuple[Any, ...]] = {}  # kept across a Ctrl-C
-        overhead, measuring = 0, False
+        stopper = _StopOnCtrlC(conns)
         try:
             ready = self._collect(conns, processes, {})
             if isinstance(ready, Failure):
@@ -354,24 +387,20 @@ class ProcessRunner:
             sampler.start()
             for conn in conns:
                 conn.send(("go", start_ns))
-            measuring = True
-            done = self._collect(conns, processes, finished)
+            with stopper:  # from here a Ctrl-C stops the copies, which report what they have
+                done = self._collect(conns, processes, {})
             stats = sampler.stop()
+            status, error = "finished", None
+            if stopper.pressed:
+                status, error = "interrupted", "interrupted by the user (Ctrl-C)"
             if isinstance(done, Failure):
-                return raw_result(job, done.status, done.error, stats=stats)
-            return self._result(job, "finished", None, done, overhead, stats)
-        except KeyboardInterrupt:
-            interrupted = "interrupted by the user (Ctrl-C)"
-            if not measuring:  # still loading: nothing was measured
-                return raw_result(job, "interrupted", interrupted)
-            for index, conn in enumerate(conns):  # the copies stop and send what they have
-                if index not in finished:
-                    conn.send(("stop",))
-            done = self._collect(conns, processes, finished)
-            stats = sampler.stop()
-            if isinstance(done, Failure):
-                return raw_result(job, "interrupted", interrupted, stats=stats)
-            return self._result(job, "interrupted", interrupted, done, overhead, stats)
+                return raw_result(
+                    job, done.status if error is None else status, done.error, stats=stats
+                )
+            return self._result(job, status, error, done, overhead, stats)
+        except KeyboardInterrupt:  # while loading, or a second Ctrl-C: nothing to report
+            sampler.stop()
+            return raw_result(job, "interrupted", "interrupted by the user (Ctrl-C)")
         finally:
             for process in processes:
                 if process.is_alive():
