@@ -165,7 +165,9 @@ class Comparison:
 
     def slower(self, pct: float) -> list[ConfigComparison]:
         """Configs finished in both runs whose ``throughput_avg`` fell by more than ``pct``
-        percent or whose ``latency_ms_p50`` rose by more than ``pct`` percent.
+        percent or whose ``latency_ms_p50`` rose by more than ``pct`` percent, and configs
+        that finished in the old run but not in the new one (failed there: the worst
+        slowdown).
 
         Meant as a gate (CI: fail when this is not empty). p99 is deliberately not part
         of it: it is the noisiest figure; the table shows it.
@@ -173,6 +175,9 @@ class Comparison:
         _check_pct(pct, "pct")
         out = []
         for row in self.rows:
+            if row.old_status == "finished" and row.new_status != "finished":
+                out.append(row)
+                continue
             throughput, p50 = row.change("throughput_avg"), row.change("latency_ms_p50")
             if (throughput is not None and _moved(throughput.old, throughput.new, pct) < 0) or (
                 p50 is not None and _moved(p50.old, p50.new, pct) > 0

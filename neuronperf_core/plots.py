@@ -130,7 +130,10 @@ def plot_reports(
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
-    _atomic_write_bytes(path, buffer.getvalue())
+    try:
+        _atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:  # a folder of that name, no permission, a full disk
+        raise PlotError(f"cannot write the plot to {path}: {exc.strerror or exc}") from exc
     return os.fspath(filename)
 
 

@@ -216,11 +216,15 @@ def _results(cli: Cli, index: Path, out: str) -> Path:
 
 def test_report_shows_sorts_and_plots_one_run(cli, index):
     results = _results(cli, index, "run")
-    out = cli.ok("report", str(results), "--sort-by", "batch_size", "--cols",
+    out = cli.ok("report", str(results), "--sort-by", "workers_per_model", "--cols",
                  "batch_size,workers_per_model").stdout  # fmt: skip
     lines = out.splitlines()
     assert lines[0].split() == ["batch_size", "workers_per_model"]
-    assert [line.split()[0] for line in lines[2:6]] == ["1", "1", "4", "4"]
+    # the file holds (1, 1), (1, 2), (4, 1), (4, 2): sorted by workers, batch sizes interleave
+    assert [line.split() for line in lines[2:6]] == [["1", "1"], ["4", "1"], ["1", "2"], ["4", "2"]]
+    default = cli.ok("report", str(results), "--cols", "throughput_peak").stdout.splitlines()
+    peaks = [float(line) for line in default[2:6]]
+    assert peaks == sorted(peaks)  # sorted by throughput_peak unless told otherwise
     assert cli.json("report", str(results)) == json.loads(results.read_text())
     pytest.importorskip("matplotlib")
     out = cli.ok("report", str(results), "--plot", "run.png").stdout
@@ -248,6 +252,13 @@ def test_report_compares_two_runs_and_gates_on_slowdown(cli, index):
     assert gate.stderr.count("slower by over 10%") == 4
     assert cli.run("report", str(old), str(new), "--fail-if-slower", "50").returncode == 0
     assert cli.run("report", str(old), str(old), "--fail-if-slower", "1").returncode == 0
+    broken = json.loads(old.read_text())
+    broken[0].update(status="error", throughput_avg=None, latency_ms_p50=None)
+    new.write_text(json.dumps(broken[:3]))  # one config failed, one is missing
+    gate = cli.run("report", str(old), str(new), "--fail-if-slower", "50")
+    assert gate.returncode == 1
+    assert "slower by over 50%: b1 n1 w1" in gate.stderr
+    assert "missing from the new run: b4 n1 w2" in gate.stderr
 
 
 # -- user errors: one line, exit 2 -----------------------------------------------------------
@@ -309,6 +320,21 @@ def test_report_errors(cli, index):
     assert "is a model index" in cli.user_error("report", str(index))
     (cli.cwd / "bad.json").write_text("{")
     assert "cannot read" in cli.user_error("report", "bad.json")
+
+
+def test_bad_numbers_and_files(cli, index):
+    for value in ("nan", "inf", "-1"):
+        result = cli.run("benchmark", str(index), "--input-shape", "1x4", "--duration", value)
+        assert result.returncode == 2 and "expected a number >= 0" in result.stderr
+    np.savez(cli.cwd / "scalar.npz", x=np.float32(1))
+    err = cli.user_error("benchmark", str(index), "--inputs", "scalar.npz")
+    assert "x is a single value" in err
+    (cli.cwd / "broken.npz").write_bytes(b"PK\x03\x04 not really")
+    assert "cannot read" in cli.user_error("evaluate", str(index), "--dataset", "broken.npz")
+    (cli.cwd / "empty.json").write_text("[]")
+    assert "not a results file" in cli.user_error("report", "empty.json")
+    (cli.cwd / "other.json").write_text('[{"a": 1}]')
+    assert "not a results file" in cli.user_error("report", "other.json")
 
 
 def test_verbose_shows_the_traceback(cli):

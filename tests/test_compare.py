@@ -240,10 +240,12 @@ def test_slower_gates_on_throughput_and_p50_only() -> None:
     assert verdicts(comparison, 4)["latency_ms_p99"] == "worse"  # seen in the table, not gated
 
 
-def test_slower_skips_unfinished_and_unmatched_configs() -> None:
+def test_slower_counts_configs_that_stopped_finishing() -> None:
     old = [report(), report(batch_size=2, status="error")]
     new = [report(status="error"), report(batch_size=2, throughput_avg=1.0), report(batch_size=3)]
-    assert compare_reports(old, new).slower(5) == []
+    # batch 1 finished before and failed now: the gate's business; batch 2 never finished
+    # (nothing to compare) and batch 3 is new
+    assert [row.label for row in compare_reports(old, new).slower(5)] == ["b1 n1 w1"]
 
 
 @pytest.mark.parametrize("pct", [-1, float("nan"), float("inf"), True, "5"])

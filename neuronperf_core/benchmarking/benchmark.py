@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -106,7 +107,12 @@ def benchmark(
     batch_list = as_list(batch_sizes)
     if batch_list is not None:
         positive_ints("batch_sizes", batch_list)
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration < 0:
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, (int, float))
+        or not math.isfinite(duration)
+        or duration < 0
+    ):
         raise BenchmarkArgumentError(
             f"duration must be a number of seconds >= 0 (0: one pass), got {duration!r}."
         )

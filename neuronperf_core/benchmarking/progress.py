@@ -69,9 +69,9 @@ class Progress:
         """Clear the bar between configs, so warnings about the last one print on clean lines."""
         with self._lock:
             self.label = ""
-        if self.tty:
-            self.out.write("\r\033[K")
-            self.out.flush()
+            if self.tty:
+                self.out.write("\r\033[K")
+                self.out.flush()
 
     def done(self) -> None:
         self._stop.set()
@@ -99,8 +99,9 @@ class Progress:
             filled = int(BAR_WIDTH * done / self.total) if self.total else BAR_WIDTH
             bar = "#" * filled + "-" * (BAR_WIDTH - filled)
             text = f"[{bar}] {self.count}/{self.total} {self.label}; ~{self._left():.0f} s left"
-        self.out.write(f"\r\033[K{text}")
-        self.out.flush()
+            # under the lock: a bar drawn after end_config() cleared the line would stay
+            self.out.write(f"\r\033[K{text}")
+            self.out.flush()
 
     def _redraw(self) -> None:
         while not self._stop.wait(REDRAW_S):

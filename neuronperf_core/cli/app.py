@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -47,7 +48,7 @@ NAMES = _type(name_list)
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise ValueError(f"expected a number >= 0, got {text!r}")
     return value
 
@@ -247,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     report.add_argument(
         "--fail-if-slower", type=NUMBER, metavar="PCT",
-        help="exit 1 when a config's throughput fell, or its p50 latency rose, by over PCT%%",
+        help="exit 1 when a config's throughput fell, or its p50 latency rose, by over PCT%%, "
+        "or a config that finished before failed or is missing",
     )  # fmt: skip
     report.set_defaults(run=commands.report)
 

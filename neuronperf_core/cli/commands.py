@@ -16,6 +16,7 @@ from neuronperf_core.cli.sources import Framework, UsageError
 from neuronperf_core.reporting import SUMMARY_COLS, print_reports, write_csv
 
 FAILED = 1
+REPORT_KEYS = {"batch_size", "n_models", "workers_per_model", "status"}  # in every report
 
 
 def _print_json(value: Any) -> None:
@@ -248,6 +249,8 @@ def _finish(
         }
     if args.json:
         _print_json({"reports": reports, "files": files})
+    elif not reports:
+        print("no config finished")
     else:
         failed = not _all_finished(reports)
         print_reports(reports, cols=[*cols, "status"] if failed else cols, sort_by=sort_by)
@@ -264,8 +267,15 @@ def _read_reports(text: str) -> list[dict[str, Any]]:
         raise UsageError(f"cannot read {path} as JSON: {exc}") from exc
     if isinstance(data, dict) and "model_configs" in data:
         raise UsageError(f"{path} is a model index; benchmark it first, then report the results")
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise UsageError(f"{path} is not a results file (a JSON list of reports)")
+    if (
+        not isinstance(data, list)
+        or not data
+        or not all(isinstance(r, dict) and r.keys() >= REPORT_KEYS for r in data)
+    ):
+        raise UsageError(
+            f"{path} is not a results file: expected a JSON list of reports, each with "
+            f"{', '.join(sorted(REPORT_KEYS))} (what benchmark and evaluate write)"
+        )
     return data
 
 
@@ -280,7 +290,8 @@ def report(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(reports)
         else:
-            print_reports(reports, cols=args.cols or SUMMARY_COLS, sort_by=args.sort_by)
+            sort_by = args.sort_by or "throughput_peak"
+            print_reports(reports, cols=args.cols or SUMMARY_COLS, sort_by=sort_by)
         if args.plot:
             from neuronperf_core.plots import plot_reports
 
@@ -301,7 +312,10 @@ def report(args: argparse.Namespace) -> int:
     slower = comparison.slower(args.fail_if_slower)
     for row in slower:
         print(f"slower by over {args.fail_if_slower:g}%: {row.label}", file=sys.stderr)
-    return FAILED if slower else 0
+    missing = [c for c in comparison.only_old if c.status == "finished"]
+    for config in missing:
+        print(f"missing from the new run: {config.label}", file=sys.stderr)
+    return FAILED if slower or missing else 0
 
 
 def plugins(args: argparse.Namespace) -> int:

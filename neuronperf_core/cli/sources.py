@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,11 +233,18 @@ def read_arrays(path: Path, fw: Framework | None) -> list[Any]:
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as data:  # never unpickle a data file
-                arrays = [data[key] for key in data.files]
-        except (OSError, ValueError) as exc:
+                keys = list(data.files)
+                arrays = [data[key] for key in keys]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise UsageError(f"cannot read {path} as .npz arrays: {exc}") from exc
         if not arrays:
             raise UsageError(f"{path} holds no arrays")
+        scalars = [key for key, a in zip(keys, arrays, strict=True) if a.ndim == 0]
+        if scalars:
+            raise UsageError(
+                f"{path}: {', '.join(scalars)} is a single value; every array needs a first "
+                "(batch or record) dimension"
+            )
         return arrays
     if fw is None:
         raise UsageError(f"{path}: only .npz files can be read without a framework")
