@@ -174,7 +174,7 @@ def test_a_failed_write_keeps_the_old_file(
         raise OSError("disk full")
 
     monkeypatch.setattr(plots.os, "replace", fail)
-    with pytest.raises(PlotError, match="cannot write the plot to .*disk full"):
+    with pytest.raises(PlotError, match=r"cannot write the plot to .*disk full"):
         plot_reports([report()], target)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["plot.png"]
