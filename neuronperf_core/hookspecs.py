@@ -83,7 +83,9 @@ def neuronperf_register_frameworks(register: RegisterFramework) -> None:
     save, load and call a model and which devices it supports, and passes a
     ``load_fn`` to ``neuronperf.benchmark``; it never times anything itself.
     ``benchmark`` and ``evaluate`` accept ``neuronperf.benchmark``'s keywords,
-    ``results_file`` among them.
+    ``results_file`` among them. A model its ``load_fn`` returns may offer
+    ``neuronperf_worker_setup()``: each worker thread calls it once before the
+    timed window (thread-local runtime state, such as OpenMP's thread count).
 
     The ``neuronperf`` command line also calls, where the module offers them
     (a command that needs a missing one says so):

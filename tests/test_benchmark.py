@@ -20,7 +20,7 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -922,3 +922,30 @@ def test_fresh_interpreters_need_the_main_guard(tmp_path, call, refused):
         assert f"{script}, line 7" in result.stderr
     else:
         assert result.returncode == 0, result.stderr
+
+
+class RecordsWorkerSetup:
+    """A model whose per-worker setup and calls record the threads they ran in."""
+
+    setups: ClassVar[list[int]] = []
+    calls: ClassVar[set[int]] = set()
+
+    def neuronperf_worker_setup(self) -> None:
+        self.setups.append(threading.get_ident())
+
+    def __call__(self, x: Any) -> Any:
+        self.calls.add(threading.get_ident())
+        return x
+
+
+def test_each_worker_thread_runs_the_models_worker_setup_once() -> None:
+    RecordsWorkerSetup.setups.clear()
+    RecordsWorkerSetup.calls.clear()
+    npf.cpu.benchmark(
+        RecordsWorkerSetup, [1], batch_sizes=[1], duration=0.1, n_models=2,
+        workers_per_model=2, multiprocess=False, results_dir=None, verbosity=0,
+    )  # fmt: skip
+    setups = RecordsWorkerSetup.setups
+    assert len(setups) == len(set(setups)) == 4  # 2 copies x 2 workers, once each, own threads
+    assert set(setups) <= RecordsWorkerSetup.calls  # the threads that ran the timed calls
+    assert threading.get_ident() not in setups  # not the caller's (warm-up) thread

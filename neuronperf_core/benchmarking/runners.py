@@ -91,6 +91,11 @@ def _deadline(job: Job, start_ns: int) -> int:
     return start_ns + int(job.config.duration * 1e9)
 
 
+# A loaded model may offer this method: each worker thread calls it once, before the timed
+# window, so thread-local runtime state is set outside the measured loop.
+WORKER_SETUP = "neuronperf_worker_setup"
+
+
 def _run_workers(
     job: Job, copy: ModelCopy, rows: Any, stop: Stop, start_ns: int
 ) -> list[WorkerResult]:
@@ -103,9 +108,12 @@ def _run_workers(
     def work(worker_id: int) -> None:
         shard = copy.copy_id * per_copy + worker_id
         worker_input = rows if rows is not None else worker_rows(job, shard, n_shards)
-        while time.perf_counter_ns() < start_ns:  # a shared start, even across processes
-            time.sleep(min(0.001, max(0.0, (start_ns - time.perf_counter_ns()) / 1e9)))
         try:
+            setup = getattr(copy.model, WORKER_SETUP, None)
+            if setup is not None:
+                setup()  # per-thread runtime state (OpenMP's thread count), before the clock
+            while time.perf_counter_ns() < start_ns:  # a shared start, even across processes
+                time.sleep(min(0.001, max(0.0, (start_ns - time.perf_counter_ns()) / 1e9)))
             results[worker_id] = run_worker(job, copy, worker_id, worker_input, stop, limits[shard])
         except BaseException as exc:
             results[worker_id] = exc

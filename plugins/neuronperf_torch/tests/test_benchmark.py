@@ -224,6 +224,7 @@ x = torch.randn(64, 256)
 before = tasks()
 seen = []
 def work():
+    getattr(model, "neuronperf_worker_setup", lambda: None)()  # as the engine's workers do
     model(x)
     seen.append(tasks())  # while this worker (and any OpenMP team it started) lives
 worker = threading.Thread(target=work)

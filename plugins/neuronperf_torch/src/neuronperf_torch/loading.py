@@ -55,9 +55,10 @@ class CpuModel(InferenceModel):
     thread and never start a team; the workers' threads get the copy's share.
 
     OpenMP's thread count is per thread, and a new thread starts with one per core whatever
-    ``torch.set_num_threads`` said in another: each worker thread sets the copy's share on
-    its first call. Without it two copies of one worker each ran a team of every core, which
-    spin-waited against each other (a 0.03 ms model took 16-30 ms at its median).
+    ``torch.set_num_threads`` said in another: the engine calls
+    ``neuronperf_worker_setup`` in each worker thread before the timed window, which sets
+    the copy's share there. Without it two copies of one worker each ran a team of every
+    core, which spin-waited against each other (a 0.03 ms model took 16-30 ms at its median).
     """
 
     def __init__(self, model: Any) -> None:
@@ -68,14 +69,12 @@ class CpuModel(InferenceModel):
         self._thread = threading.get_ident
         self._share = torch.get_num_threads()  # set for this copy by EnvSetup before loading
         self._set_threads = torch.set_num_threads
-        self._started: set[int] = set()  # worker threads that have set their share
+
+    def neuronperf_worker_setup(self) -> None:
+        self._set_threads(self._share)
 
     def __call__(self, *args: Any) -> Any:
-        thread = self._thread()
-        if thread != self._owner:
-            if thread not in self._started:
-                self._set_threads(self._share)
-                self._started.add(thread)
+        if self._thread() != self._owner:
             with self._mode():
                 return self.model(*args)
         with one_thread(), self._mode():
