@@ -129,7 +129,8 @@ def demo(args: argparse.Namespace) -> int:
         print_reports(evaluation, cols=["batch_size", *metrics], sort_by=None)
         print()
         _print_files(result["files"])
-    return 0 if _all_finished(result["benchmark"]) else FAILED
+    finished = _all_finished(result["benchmark"]) and _all_finished(result["evaluation"])
+    return 0 if finished else FAILED
 
 
 def compile_(args: argparse.Namespace) -> int:
