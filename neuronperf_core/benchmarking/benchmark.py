@@ -194,7 +194,7 @@ def benchmark(
         check = getattr(chosen_runner, "check", None)
         if check is not None:
             check(job)  # e.g. a fresh interpreter needs a picklable job
-    results_path = _results_path(results_dir, results_file, model_name)
+    results_path = results_file_path(results_dir, results_file, model_name)
 
     # -- run ------------------------------------------------------------------------
     progress = Progress(len(jobs), float(duration), verbosity)
@@ -260,11 +260,13 @@ def evaluate(
     )
 
 
-def _results_path(
+def results_file_path(
     results_dir: str | os.PathLike[str] | None,
     results_file: str | os.PathLike[str] | None,
     model_name: str,
 ) -> Path | None:
+    """Where ``benchmark(results_dir=..., results_file=...)`` writes its reports (None:
+    nowhere), checked now; framework plugins that drive the engine use it too."""
     if results_file is not None:
         path = Path(results_file)
         if not path.parent.is_dir():

@@ -427,29 +427,6 @@ def _placement(
     return {(n, p): devices.neuron_placement(n, p) for n in n_list for p in pipelines}
 
 
-def _results_file(
-    results_dir: str | os.PathLike[str] | None,
-    results_file: str | os.PathLike[str] | None,
-    model_name: str,
-) -> Path | None:
-    if results_file is not None:
-        path = Path(results_file)
-        if not path.parent.is_dir():
-            raise TorchArgumentError(
-                f"results_file {path}: its folder {path.parent} does not exist; create it first."
-            )
-        return path
-    if results_dir is None:
-        return None
-    folder = Path(results_dir)
-    if not folder.is_dir():
-        raise TorchArgumentError(
-            f"results_dir {folder} is not an existing folder; create it, or pass "
-            "results_dir=None to write no results file."
-        )
-    return folder / f"{model_name}.results-{time.strftime('%Y%m%d-%H%M%S')}.json"
-
-
 def benchmark(
     model_index_or_path: str | os.PathLike[str],
     inputs: Any,
@@ -573,7 +550,7 @@ def benchmark(
             dataset_loader_fn,
             dataloader_kwargs,
             return_timers,
-            _results_file(results_dir, results_file, model_name),
+            engine.results_file_path(results_dir, results_file, model_name),
             common,
         )
 
