@@ -24,14 +24,13 @@ from __future__ import annotations
 import io
 import math
 import os
-import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from neuronperf_core.errors import NeuronPerfError
-from neuronperf_core.files import fsync_dir
+from neuronperf_core.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -131,7 +130,7 @@ def plot_reports(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     try:
-        _atomic_write_bytes(path, buffer.getvalue())
+        atomic_write(path, buffer.getvalue())
     except OSError as exc:  # a folder of that name, no permission, a full disk
         raise PlotError(f"cannot write the plot to {path}: {exc.strerror or exc}") from exc
     return os.fspath(filename)
@@ -301,20 +300,3 @@ def _colours(n: int) -> list[Any]:
 
 
 # ---------------------------------------------------------------- writing
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """``files.atomic_write`` for bytes (that one writes text): a temp file in the same
-    folder, then os.replace, so a crash leaves the old file or the new."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
