@@ -19,6 +19,7 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "typecheck_torch",
+    "typecheck_metrics_extra",
     "torch",
 ]
 
@@ -67,21 +68,19 @@ def plugins_installed(session: nox.Session) -> None:
 @nox.session
 def metrics_extra(session: nox.Session) -> None:
     """neuronperf-metrics-extra installed as a real distribution beside the core, and a
-    third-party metric package that a test pip-installs into this venv and removes again."""
+    third-party metric package that a test pip-installs into this venv and removes again; run
+    from the plugin's folder (src layout), so nothing is imported from the checkout."""
     session.install(".", f"./{METRICS_EXTRA}[test]", "setuptools>=77")
-    session.run(
-        "pytest",
-        f"{METRICS_EXTRA}/tests",
-        *session.posargs,
-        env={"NEURONPERF_TEST_PIP_INSTALL": "1"},
-    )
+    session.chdir(METRICS_EXTRA)
+    session.run("pytest", *session.posargs, env={"NEURONPERF_TEST_PIP_INSTALL": "1"})
 
 
 @nox.session
 def metrics_extra_with_torch(session: nox.Session) -> None:
     """The same beside torch: tensors as inputs, torchmetrics as a reference."""
     session.install(".", f"./{METRICS_EXTRA}[test]", TORCH, "torchmetrics")
-    session.run("pytest", f"{METRICS_EXTRA}/tests", *session.posargs)
+    session.chdir(METRICS_EXTRA)
+    session.run("pytest", *session.posargs)
 
 
 @nox.session
@@ -103,6 +102,14 @@ def typecheck_torch(session: nox.Session) -> None:
     """mypy --strict on the torch plugin, against the installed core and torch 2.13.0."""
     session.install(MYPY, ".", f"./{TORCH_PLUGIN}", TORCH)
     session.chdir(TORCH_PLUGIN)
+    session.run("mypy")
+
+
+@nox.session
+def typecheck_metrics_extra(session: nox.Session) -> None:
+    """mypy --strict on the metrics-extra plugin, against the installed core and numpy."""
+    session.install(MYPY, ".", f"./{METRICS_EXTRA}", "numpy")
+    session.chdir(METRICS_EXTRA)
     session.run("mypy")
 
 

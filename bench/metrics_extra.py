@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins" / "neuronperf_metrics_extra")]  # a checkout
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins" / "neuronperf_metrics_extra" / "src")]  # a checkout
 
 from neuronperf_metrics_extra import (  # noqa: E402
     ROCAUC,

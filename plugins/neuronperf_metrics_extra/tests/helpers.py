@@ -14,7 +14,7 @@ from neuronperf_core.metrics.base import BaseEvalMetric
 
 DIST = "neuronperf-metrics-extra"
 ENTRY_POINT = "metrics_extra"  # the entry point's name in pyproject.toml
-SOURCE_ROOT = Path(__file__).resolve().parents[1]  # plugins/neuronperf_metrics_extra
+SOURCE_ROOT = Path(__file__).resolve().parents[1] / "src"  # plugins/neuronperf_metrics_extra/src
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -55,9 +55,10 @@ def entry_point_found() -> bool:
 
 def is_installed() -> bool:
     """Whether an installed copy (site-packages, the nox session) provides the distribution,
-    rather than build metadata left in the source tree."""
+    rather than build metadata left in the source tree or an editable install of it."""
     try:
         dist = distribution(DIST)
     except PackageNotFoundError:
         return False
-    return Path(str(dist.locate_file(""))).resolve() != SOURCE_ROOT
+    editable = '"editable": true' in (dist.read_text("direct_url.json") or "")
+    return not editable and Path(str(dist.locate_file(""))).resolve() != SOURCE_ROOT

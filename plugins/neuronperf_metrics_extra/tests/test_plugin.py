@@ -148,5 +148,5 @@ def test_strict_mode_loads_it_cleanly(
 
 @pytest.mark.skipif(not is_installed(), reason="checks the installed copy (nox session)")
 def test_the_installed_copy_is_tested_not_the_source_tree() -> None:
-    source = Path(__file__).resolve().parents[1] / "neuronperf_metrics_extra"
+    source = Path(__file__).resolve().parents[1] / "src" / "neuronperf_metrics_extra"
     assert Path(neuronperf_metrics_extra.__file__).resolve().parent != source
