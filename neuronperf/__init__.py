@@ -15,9 +15,9 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-from neuronperf_core import __version__, cpu, model_index
-from neuronperf_core.benchmarking.benchmark import benchmark, evaluate, set_verbosity
-from neuronperf_core.cpu import DummyModel
+from neuronperf_core import __version__, model_index
+from neuronperf_core.benchmarking.sweep import set_verbosity
+from neuronperf_core.cpu import DummyModel, PythonBackend, load_fn_target
 from neuronperf_core.errors import (
     MetricError,
     NeuronPerfError,
@@ -60,12 +60,44 @@ __all__ = [
 ]
 
 
+def benchmark(load_fn: Any, model_filename: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+    """NeuronPerf 1.x's benchmark: ``load_fn(model_filename, device_id=...)`` loads each copy
+    (a model index, a model file, or any name ``load_fn`` takes). Framework plugins offer the
+    same without a load_fn: ``npf.torch.benchmark(model_index_or_path, inputs, ...)``."""
+    return _load_fn_module(load_fn).benchmark(
+        load_fn_target(model_filename), inputs, *args, **kwargs
+    )
+
+
+def evaluate(load_fn: Any, model_filename: Any, dataset: Any, *args: Any, **kwargs: Any) -> Any:
+    """``benchmark`` as an evaluation of ``dataset`` (see ``npf.torch.evaluate``)."""
+    return _load_fn_module(load_fn).evaluate(
+        load_fn_target(model_filename), dataset, *args, **kwargs
+    )
+
+
+def _load_fn_module(load_fn: Any) -> ModuleType:
+    from neuronperf_core.api import bind
+    from neuronperf_core.options import OptionError
+
+    if not callable(load_fn):
+        raise OptionError(
+            f"load_fn must be callable as load_fn(model_filename, device_id=...), got {load_fn!r}."
+        )
+    return bind(PythonBackend(load_fn, ("neuron", "cpu", "cuda")), f"{__name__}")
+
+
 def framework(name: str) -> ModuleType:
-    """The user-facing module of framework ``name`` (``npf.torch``), imported on first use."""
+    """``npf.<name>``: the core's compile, benchmark and evaluate bound to backend ``name``
+    (``npf.torch``), built on first use."""
+    from neuronperf_core.api import bind
     from neuronperf_core.plugins import get_host
 
-    module = importlib.import_module(get_host().frameworks.get(name).value)
-    sys.modules[f"{__name__}.{name}"] = module  # `import neuronperf.torch` finds it too
+    full = f"{__name__}.{name}"
+    module = sys.modules.get(full)
+    if module is None:
+        module = bind(get_host().backends.get(name).value, full)
+        sys.modules[full] = module  # `import neuronperf.torch` finds it too
     return module
 
 
@@ -80,9 +112,11 @@ def _missing_framework(name: str) -> str:
 def __getattr__(name: str) -> Any:
     if name.startswith("_"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "cpu":  # a real submodule, imported on first use (it imports the engine)
+        return importlib.import_module(f"{__name__}.cpu")
     from neuronperf_core.plugins import get_host
 
-    if name in get_host().frameworks:
+    if name in get_host().backends:
         return framework(name)
     if name == "compile":  # NeuronPerf 1.x's npf.compile(compile_fn, ...)
         raise AttributeError(
@@ -102,7 +136,7 @@ class _FrameworkFinder(importlib.abc.MetaPathFinder):
             return None
         from neuronperf_core.plugins import get_host
 
-        if name not in get_host().frameworks:
+        if name not in get_host().backends:
             raise ModuleNotFoundError(_missing_framework(name), name=fullname)
         return importlib.util.spec_from_loader(fullname, _FrameworkLoader(name))
 

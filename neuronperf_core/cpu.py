@@ -1,11 +1,26 @@
-"""Benchmark and evaluate plain Python models (a class or a callable) on the CPU."""
+"""The ``python`` backend: any Python callable as the model, no framework, no compiling.
+
+``npf.cpu`` is this backend on the CPU: ``npf.cpu.benchmark(Model, inputs, ...)`` with a
+model class (built once per copy) or a ready callable. NeuronPerf 1.x's top-level
+``npf.benchmark(load_fn, model_filename, inputs, ...)`` is the same backend with the
+user's ``load_fn``, on any device the user's loader handles (placement is the loader's).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from neuronperf_core.benchmarking import benchmark as _engine
+from neuronperf_core import devices
+from neuronperf_core.backend import CompilePlan, CompileSpec, LoadFn, RunPlan
+from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.options import BenchmarkOptions, CompileOptions
+
+logger = logging.getLogger("neuronperf.cpu")
 
 
 class DummyModel:
@@ -20,8 +35,8 @@ class DummyModel:
         return inputs[0] if inputs else None
 
 
-class _Loader:
-    """load_fn for a model class (instantiated per copy) or a ready callable; picklable."""
+class ModelLoader:
+    """load_fn for a model class (built in each copy) or a ready callable; picklable."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -30,19 +45,108 @@ class _Loader:
         return self.model() if isinstance(self.model, type) else self.model
 
 
-def _name(model: Any) -> str:
-    return getattr(model, "__name__", None) or type(model).__name__
+class NamedModel:
+    """A model known only by the name its ``load_fn`` takes (NeuronPerf 1.x's
+    ``model_filename`` that is not a file)."""
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
 
 
-def benchmark(model: Any, inputs: Any, **kwargs: Any) -> Any:
-    """``neuronperf.benchmark`` for a model class or callable on the CPU."""
-    kwargs.setdefault("device_type", "cpu")
-    kwargs.setdefault("model_name", _name(model))
-    return _engine.benchmark(_Loader(model), kwargs["model_name"], inputs, **kwargs)
+def runner_for(options: BenchmarkOptions) -> str:
+    """``runner=``, else NeuronPerf 1.x's ``multiprocess``/``multiinterpreter`` flags."""
+    if options.runner is not None:
+        return options.runner
+    if options.multiinterpreter:
+        return "interpreters"
+    return "processes" if options.multiprocess else "threads"
 
 
-def evaluate(model: Any, dataset: Any, metrics: Any = "accuracy", **kwargs: Any) -> Any:
-    """``neuronperf.evaluate`` for a model class or callable on the CPU."""
-    kwargs.setdefault("device_type", "cpu")
-    kwargs.setdefault("model_name", _name(model))
-    return _engine.evaluate(_Loader(model), kwargs["model_name"], dataset, metrics, **kwargs)
+class PythonBackend:
+    """Python callables, or whatever a user's ``load_fn`` loads."""
+
+    name = "python"
+    description = "any Python callable, or a model your own load_fn loads (NeuronPerf 1.x)"
+    extras: tuple[str, ...] = ()
+
+    def __init__(
+        self, load_fn: LoadFn | None = None, device_types: tuple[str, ...] = ("cpu",)
+    ) -> None:
+        self.load_fn = load_fn
+        self.device_types = device_types
+
+    def owns(self, target: object) -> bool:
+        return callable(target) and not isinstance(target, (str, os.PathLike))
+
+    def model_meta(self, path: Path) -> Mapping[str, Any] | None:
+        return None
+
+    def plan_compile(self, model: Any, options: CompileOptions) -> CompilePlan:
+        raise NeuronPerfError(
+            "Python callables run as they are: there is nothing to compile. Benchmark the "
+            "model itself, e.g. npf.cpu.benchmark(Model, inputs, batch_sizes=[1])."
+        )
+
+    def compile_one(
+        self, model: Any, example: Any, spec: CompileSpec, path: Path, plan: CompilePlan
+    ) -> dict[str, Any]:
+        raise NeuronPerfError("Python callables run as they are: there is nothing to compile.")
+
+    def plan_run(
+        self, target: Any, configs: Sequence[Mapping[str, Any]], options: BenchmarkOptions
+    ) -> RunPlan:
+        device = options.device_type or self.device_types[0]
+        if self.load_fn is None and not callable(target):
+            raise NeuronPerfError(
+                f"the model must be a class or a callable, got {type(target).__name__} "
+                f"{target!r}: pass the model itself, e.g. npf.cpu.benchmark(MyModel, inputs)."
+            )
+        load_fn = self.load_fn if self.load_fn is not None else ModelLoader(target)
+        if device == "cpu":
+            max_copies: int | None = devices.cpu_cores()
+        elif device == "neuron":
+            max_copies = devices.neuron_core_count() or None
+        else:
+            max_copies = None  # the user's loader places copies; the core cannot count
+        return RunPlan(device, runner_for(options), max_copies, load_fn)
+
+    def coerce_inputs(self, inputs: Any, batch_sizes: Sequence[int]) -> Any:
+        return inputs
+
+    def batch_size_of(self, model_input: Any) -> int | None:
+        first = model_input[0] if isinstance(model_input, tuple) and model_input else model_input
+        shape = getattr(first, "shape", None)
+        return int(shape[0]) if shape is not None and len(shape) >= 1 else None
+
+    def check_input(self, config: Mapping[str, Any], model_input: Any, what: str) -> None:
+        found = self.batch_size_of(model_input)
+        if found is not None and found != config["batch_size"]:
+            logger.warning(
+                "%s has first dimension %d, but the config's batch size is %d: throughput "
+                "counts batch_size records per call. Pass batch_sizes=[%d] if the first "
+                "dimension is the batch.",
+                what, found, config["batch_size"], found,
+            )  # fmt: skip
+
+    def batches(
+        self, dataset: Any, batch_size: int, target_col: int, options: BenchmarkOptions
+    ) -> Iterable[tuple[Any, ...]]:
+        return dataset  # rows come batched already: any iterable of tuple(*INPUTS, TARGET)
+
+    def read_model(self, path: Path) -> Any:
+        raise NeuronPerfError(f"{path}: Python callables are not read from files.")
+
+    def read_arrays(self, path: Path) -> list[Any]:
+        raise NeuronPerfError(f"{path}: only .npz files can be read without a framework plugin.")
+
+    def dataset_from_arrays(self, arrays: Sequence[Any]) -> Any:
+        return list(zip(*arrays, strict=True))
+
+
+def load_fn_target(model_filename: Any) -> Any:
+    """What npf.benchmark(load_fn, model_filename, ...) runs: an index or model file when
+    one exists there, else a model known by that name to the user's load_fn."""
+    text = os.fspath(model_filename)
+    if text.endswith(".json") or Path(text).exists():
+        return text
+    return NamedModel(text)

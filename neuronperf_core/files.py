@@ -4,7 +4,65 @@ from __future__ import annotations
 
 import os
 import secrets
+import string
+import time
 from pathlib import Path
+
+from neuronperf_core.errors import NeuronPerfError
+
+
+class OutputPathError(NeuronPerfError, ValueError):
+    """A name or folder that output files cannot be written under."""
+
+
+def random_suffix() -> str:
+    """8 random lower-case letters and digits, for file names that must not collide.
+    secrets, not random: a script that seeds random must not get the same names each run."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def safe_name(name: str, what: str) -> str:
+    """``name`` if it can be part of a file name in one folder; an error otherwise."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        raise OutputPathError(
+            f"{what}={name!r} cannot name a file: it is used in file names, so it must not be "
+            "empty or hold a path separator. Pass a plain name, e.g. 'resnet50'."
+        )
+    return name
+
+
+def results_path(
+    results_dir: str | os.PathLike[str] | None,
+    results_file: str | os.PathLike[str] | None,
+    model_name: str,
+) -> Path | None:
+    """Where a run writes its reports (None: nowhere), checked before the run: ``results_file``
+    as given, else a new ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``."""
+    if results_file is not None:
+        path = Path(results_file)
+        if path.is_dir():
+            raise OutputPathError(f"results_file {path} is a folder; name a file in it.")
+        if not path.parent.is_dir():
+            raise OutputPathError(
+                f"results_file {path}: its folder {path.parent} does not exist; create it first."
+            )
+        return path
+    if results_dir is None:
+        return None
+    folder = Path(results_dir)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "is not an existing folder"
+        raise OutputPathError(
+            f"results_dir {folder} {what}; create it, or pass results_dir=None to write no "
+            "results file."
+        )
+    stem = f"{safe_name(model_name, 'model_name')}.results-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = folder / f"{stem}.json"
+    n = 1
+    while path.exists():  # two runs in one second never share a file
+        n += 1
+        path = folder / f"{stem}-{n}.json"
+    return path
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

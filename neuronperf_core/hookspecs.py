@@ -12,7 +12,7 @@ thing it provides, so one plugin can provide many things and neuronperf knows
 which plugin provided each. All registration hooks run once per process, on
 first need (the first lookup of a metric, framework or runner,
 ``list_metrics()``, ``neuronperf plugins``): built-in plugins first, then
-entry points sorted by name; for each plugin, metrics, then frameworks, then
+entry points sorted by name; for each plugin, metrics, then backends, then
 runners. A hook that raises, or
 registers something invalid, fails its whole plugin: nothing it registered is
 kept, and the host goes on (unless ``NEURONPERF_STRICT_PLUGINS=1``).
@@ -23,9 +23,12 @@ first real use, inside functions, never at module level.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    from neuronperf_core.backend import Backend
 
 PROJECT_NAME = "neuronperf"  # the markers, the PluginManager and the entry-point group
 
@@ -44,8 +47,8 @@ class RegisterMetric(Protocol):
     ) -> None: ...
 
 
-class RegisterFramework(Protocol):
-    def __call__(self, name: str, module_path: str, *, description: str = "") -> None: ...
+class RegisterBackend(Protocol):
+    def __call__(self, backend: Backend) -> None: ...
 
 
 class RegisterRunner(Protocol):
@@ -71,36 +74,35 @@ def neuronperf_register_metrics(register: RegisterMetric) -> None:
 
 
 @hookspec
-def neuronperf_register_frameworks(register: RegisterFramework) -> None:
-    """Register model frameworks (torch, ...).
+def neuronperf_register_backends(register: RegisterBackend) -> None:
+    """Register frameworks (torch, ...) as ``Backend`` objects.
 
-    Call ``register(name, module_path, description=...)`` once per framework.
-    ``module_path`` is the import path of the framework's user-facing module
-    (``"neuronperf_torch.api"``), imported on the first use of
-    ``neuronperf.<name>`` (``npf.torch``, ``import neuronperf.torch``), so
-    registering imports nothing heavy. That module offers ``compile``,
-    ``benchmark`` and ``evaluate`` for its framework: it knows how to compile,
-    save, load and call a model and which devices it supports, and passes a
-    ``load_fn`` to ``neuronperf.benchmark``; it never times anything itself.
-    ``benchmark`` and ``evaluate`` accept ``neuronperf.benchmark``'s keywords,
-    ``results_file`` among them. A model its ``load_fn`` returns may offer
-    ``neuronperf_worker_setup()``: each worker thread calls it once before the
-    timed window (thread-local runtime state, such as OpenMP's thread count).
+    Call ``register(backend)`` once per backend: an object that satisfies
+    ``neuronperf_core.backend.Backend`` (read that module: it is the whole contract).
+    ``backend.name`` is its namespace: users reach it as ``npf.<name>`` (``npf.torch``,
+    ``import neuronperf.torch``), whose ``compile``, ``benchmark`` and ``evaluate`` are the
+    core's, bound to it; names in ``backend.extras`` (``("load",)``) are added there too.
+    Building the object must import nothing heavy: import the framework inside its methods.
 
-    The ``neuronperf`` command line also calls, where the module offers them
-    (a command that needs a missing one says so):
-
-    - ``owns(target) -> bool``: whether it can take ``target``, a model object
-      or the path of a model file or model index; never raises.
-    - ``read_model(path)``: a saved, not yet compiled model, for ``compile``.
-    - ``read_arrays(path) -> list``: the arrays of an input or dataset file in
-      the framework's own format (the core reads ``.npz`` itself).
-    - ``dataset_from_arrays(arrays)``: a dataset of ``(*inputs, target)``
-      records, columns given, that its ``evaluate`` accepts.
-    - ``demo(output_dir, *, quick, device_type, verbosity) -> dict``: the
-      end-to-end showcase behind ``neuronperf demo``.
+    A model ``plan_run``'s loader returns may offer ``neuronperf_worker_setup()``: each
+    worker thread calls it once before the timed window (thread-local runtime state, such
+    as OpenMP's thread count).
 
     Returns nothing. Called once per process, with the other registration hooks.
+    """
+
+
+@hookspec
+def neuronperf_register_commands(cli: Any) -> None:
+    """Add subcommands to the ``neuronperf`` command line.
+
+    ``cli`` is the click group of ``neuronperf``; add commands with
+    ``@cli.command()`` or ``cli.add_command(...)`` (``neuronperf demo`` comes from the
+    torch plugin this way). Import what the command needs inside the command's function,
+    so that ``neuronperf --help`` stays fast.
+
+    Returns nothing. Called once, when the command line starts; a plugin whose hook raises
+    is reported by ``neuronperf plugins`` as failed, and the other commands still work.
     """
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import pluggy
 
 from neuronperf_core import __version__, hookspecs
+from neuronperf_core.backend import Backend
 from neuronperf_core.errors import PluginError, RegistrationError
 from neuronperf_core.metrics.base import BaseEvalMetric, validate_metric_class
 from neuronperf_core.registry import Registry
@@ -38,11 +39,12 @@ DISABLE_ENV = "NEURONPERF_DISABLE_PLUGINS"
 
 # Import paths of the plugins that ship with the core.
 BUILTIN_PLUGINS = ("neuronperf_core.metrics.builtin", "neuronperf_core.benchmarking.runners")
+COMMANDS_HOOK = "neuronperf_register_commands"  # called by the command line, not at loading
 
 # hook name -> the registry kind its register callback fills
 REGISTRATION_HOOKS = {
     "neuronperf_register_metrics": "metrics",
-    "neuronperf_register_frameworks": "frameworks",
+    "neuronperf_register_backends": "backends",
     "neuronperf_register_runners": "runners",
 }
 
@@ -80,14 +82,19 @@ class PluginInfo:
         return asdict(self)
 
 
-def _validate_framework(name: str, module_path: Any) -> None:
-    if not isinstance(module_path, str) or not all(
-        part.isidentifier() for part in module_path.split(".")
-    ):
+def _validate_backend(name: str, backend: Any) -> None:
+    if not isinstance(backend, Backend):
+        missing = sorted(
+            m for m in dir(Backend) if not m.startswith("_") and not hasattr(backend, m)
+        )
         raise RegistrationError(
-            f"framework {name!r}: register the import path of its user-facing module "
-            f"(e.g. 'neuronperf_torch.api'), got {module_path!r}; it is imported on first use "
-            "so that discovering plugins stays cheap."
+            f"backend {name!r}: {type(backend).__name__} does not satisfy "
+            f"neuronperf_core.backend.Backend (missing: {', '.join(missing)}); register an "
+            "object with every member of that protocol."
+        )
+    if not name.isidentifier() or name.startswith("_"):
+        raise RegistrationError(
+            f"backend name {name!r} must be a Python identifier: it is the namespace npf.{name}."
         )
 
 
@@ -112,14 +119,14 @@ class PluginHost:
             "npf.list_metrics() (or `neuronperf metrics`) lists every metric and "
             "npf.register_metric() adds your own. ",
         )
-        self.frameworks: Registry[str] = Registry("framework", _validate_framework)
+        self.backends: Registry[Backend] = Registry("backend", _validate_backend)
         self.runners: Registry[Any] = Registry("runner")
         self._strict = strict_mode()
 
     def registry(self, kind: str) -> Registry[Any]:
         registries: dict[str, Registry[Any]] = {
             "metrics": self.metrics,
-            "frameworks": self.frameworks,
+            "backends": self.backends,
             "runners": self.runners,
         }
         return registries[kind]
@@ -195,8 +202,18 @@ class PluginHost:
             registry = self.registry(kind)
 
             def register(
-                name: str, value: Any, *, registry: Registry[Any] = registry, **kwargs: Any
+                name: Any, value: Any = None, *, registry: Registry[Any] = registry, **kwargs: Any
             ) -> None:
+                if registry is self.backends:  # register(backend): it names itself
+                    backend = name
+                    label = getattr(backend, "name", None)
+                    registry.add(
+                        label if isinstance(label, str) else repr(backend),
+                        backend,
+                        provider=info.name,
+                        description=str(getattr(backend, "description", "")),
+                    )
+                    return
                 registry.add(name, value, provider=info.name, **kwargs)
 
             for impl in impls:
@@ -204,6 +221,25 @@ class PluginHost:
             names = registry.names_by(info.name)
             if names:
                 info.registered[kind] = names
+
+    def add_commands(self, cli: Any) -> None:
+        """Let every active plugin add its subcommands to the click group ``cli``; a plugin
+        whose hook raises is marked failed and the others go on."""
+        for impl in getattr(self.pm.hook, COMMANDS_HOOK).get_hookimpls():
+            info = next((p for p in self.plugins if p.name == impl.plugin_name), None)
+            if info is None or info.status != "active":
+                continue
+            before = set(getattr(cli, "commands", {}))
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                if info.source == "builtin":
+                    raise
+                self._fail(info, exc)
+                continue
+            added = sorted(set(getattr(cli, "commands", {})) - before)
+            if added:
+                info.registered["commands"] = added
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         info.status = "failed"

@@ -1,67 +1,74 @@
-"""From benchmark() arguments to the list of configs to run, checked before any model loads."""
+"""From the checked options to the list of jobs to run, before any model loads: which
+configs of a model index (or model file, or model object), which input goes with each,
+and the sweep of copies and workers."""
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from neuronperf_core import model_index
+from neuronperf_core import devices, model_index
 from neuronperf_core.benchmarking.config import BenchmarkConfig
 from neuronperf_core.errors import NeuronPerfError
 
+if TYPE_CHECKING:
+    from neuronperf_core.backend import Backend, RunPlan
+    from neuronperf_core.benchmarking.worker import Job
+    from neuronperf_core.options import BenchmarkOptions
+
 DEFAULT_WORKERS_PER_MODEL = (1, 2)  # 1 for the lowest latency, 2 for peak throughput
-INSTANCE_TYPE_FILE = "/sys/devices/virtual/dmi/id/product_name"  # e.g. "inf2.xlarge" on EC2
-NEURON_SYSFS = "/sys/devices/virtual/neuron_device"
 
 
 class BenchmarkArgumentError(NeuronPerfError, ValueError):
     """benchmark() or evaluate() got arguments it cannot run."""
 
 
-def as_list(value: Any) -> list[Any] | None:
-    if value is None:
-        return None
-    return list(value) if isinstance(value, (list, tuple, range)) else [value]
+@dataclass(frozen=True)
+class Selection:
+    """The model's name, the configs to run, and the batch sizes the user named (None: all
+    of the index's, matched to inputs by ``input_idx``)."""
+
+    model_name: str
+    configs: list[dict[str, Any]]
+    batch_sizes: list[int] | None
 
 
-def positive_ints(name: str, values: list[Any]) -> list[int]:
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def select(backend: Backend, target: Any, options: BenchmarkOptions) -> Selection:
+    """The configs to run: a model index's finished ones (filtered), one model file's (its
+    record from the backend fills what the user left out), or a model object's (one config
+    per batch size)."""
+    batch_sizes, casts = options.batch_sizes, options.cast_modes
+    if isinstance(target, (str, os.PathLike)):
+        path = Path(target)
+        if not path.exists():
             raise BenchmarkArgumentError(
-                f"{name} must be whole numbers of at least 1, got {value!r}; e.g. {name}=[1, 2]."
+                f"{path} does not exist: pass a model index (.json) from compile, or one "
+                "compiled model file."
             )
-    return values
-
-
-def instance_type() -> str | None:
-    """The EC2 instance type from local DMI data (no network metadata service)."""
-    try:
-        name = Path(INSTANCE_TYPE_FILE).read_text().strip()
-    except OSError:
-        return None
-    return name if "." in name else None  # EC2 names look like "inf2.xlarge"
-
-
-def max_copies(device_type: str) -> int:
-    """How many model copies the device allows by default: CPU cores or NeuronCores."""
-    if device_type == "neuron":
-        total = 0
-        for counter in Path(NEURON_SYSFS).glob("neuron*/core_count"):
-            try:
-                total += int(counter.read_text())
-            except (OSError, ValueError):
-                continue
-        return max(total, 1)
-    if device_type == "cpu":
-        return (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else (os.cpu_count() or 1)
+        meta: Mapping[str, Any] = {}
+        if path.suffix != ".json":
+            meta = backend.model_meta(path) or {}
+            if batch_sizes is None and "batch_size" in meta:
+                batch_sizes = [meta["batch_size"]]
+            if casts is None and "cast_mode" in meta:
+                casts = [meta["cast_mode"]]
+        name, configs = model_configs(os.fspath(path), batch_sizes, options.pipeline_sizes, casts)
+        if meta and configs[0]["batch_size"] == meta.get("batch_size"):
+            keys = ("input_shapes", "input_dtypes", "device_type")
+            configs[0].update({k: meta[k] for k in keys if k in meta})
+    else:
+        name, configs = (
+            _name_of(target),
+            model_configs(_name_of(target), batch_sizes, options.pipeline_sizes, casts)[1],
         )
-    return 1  # CUDA and others: the framework plugin passes n_models
+    return Selection(options.model_name or name, configs, options.batch_sizes or batch_sizes)
+
+
+def _name_of(model: Any) -> str:
+    return str(getattr(model, "__name__", None) or type(model).__name__)
 
 
 def model_configs(
@@ -150,21 +157,8 @@ def match_inputs(
     return matched
 
 
-def check_dataset(dataset: Any, eval_target_col: int) -> tuple[Iterable[Any], int]:
-    """Check the first row is a tuple with a target column; return the dataset (unconsumed)."""
-    if not isinstance(dataset, Iterable):
-        raise BenchmarkArgumentError(
-            f"the evaluation dataset must be an iterable of tuple(*INPUTS, TARGET), "
-            f"got {type(dataset).__name__}."
-        )
-    rows = iter(dataset)
-    one_shot = rows is dataset
-    try:
-        first = next(rows)
-    except StopIteration:
-        raise BenchmarkArgumentError("the evaluation dataset is empty.") from None
-    if one_shot:  # a generator: put the row we read back in front
-        dataset = itertools.chain([first], rows)
+def check_row(first: Any, target_col: int) -> int:
+    """Check a dataset's first row is ``tuple(*INPUTS, TARGET)``; the target column, >= 0."""
     if not isinstance(first, tuple):
         raise BenchmarkArgumentError(
             f"each dataset row must be a tuple(*INPUTS, TARGET); the first row is a "
@@ -175,33 +169,35 @@ def check_dataset(dataset: Any, eval_target_col: int) -> tuple[Iterable[Any], in
             f"each dataset row needs at least one input and a target; the first row has "
             f"{len(first)} column."
         )
-    if not -len(first) <= eval_target_col < len(first):
+    if not -len(first) <= target_col < len(first):
         raise BenchmarkArgumentError(
-            f"eval_target_col={eval_target_col} is out of range for rows of {len(first)} "
+            f"eval_target_col={target_col} is out of range for rows of {len(first)} "
             f"columns; use 0..{len(first) - 1} (or -1 for the last)."
         )
-    return dataset, eval_target_col % len(first)
+    return target_col % len(first)
 
 
-def sweep(
-    model_name: str,
-    configs: Sequence[dict[str, Any]],
+def jobs(
+    selection: Selection,
     inputs: Sequence[Any],
     n_models: list[int],
-    workers_per_model: list[int],
-    *,
-    device_type: str,
-    runner: str,
-    duration: float,
-    max_infers: int | None,
-) -> list[tuple[BenchmarkConfig, Any]]:
-    """Each model config x workers_per_model x n_models, in 1.x's order, with its input."""
+    run: RunPlan,
+    options: BenchmarkOptions,
+    dataset: Iterable[Any] | None = None,
+    target_col: int = -1,
+    metrics: list[Any] | None = None,
+) -> list[Job]:
+    """Each config x workers_per_model x n_models, in 1.x's order, as a job with its input
+    (or the evaluation rows)."""
+    from neuronperf_core.benchmarking.worker import Job
+
     known = {"filename", "input_idx", "batch_size", "pipeline_size", "cast_mode", "status"}
-    machine = instance_type()
+    machine = devices.instance_type()
+    workers_list = options.workers_per_model or list(DEFAULT_WORKERS_PER_MODEL)
     return [
-        (
-            BenchmarkConfig(
-                model_name=model_name,
+        Job(
+            config=BenchmarkConfig(
+                model_name=selection.model_name,
                 model_filename=config["filename"],
                 input_idx=config["input_idx"],
                 batch_size=config["batch_size"],
@@ -209,16 +205,26 @@ def sweep(
                 cast_mode=config.get("cast_mode"),
                 n_models=n,
                 workers_per_model=workers,
-                device_type=device_type,
-                runner=runner,
-                duration=duration,
-                max_infers=max_infers,
+                device_type=run.device_type,
+                runner=run.runner,
+                duration=options.duration,
+                max_infers=options.max_infers,
                 instance_type=machine,
                 extra={k: v for k, v in config.items() if k not in known},
             ),
-            model_input,
+            load_fn=run.load_fn,
+            model_input=model_input,
+            copy_setup=run.copy_setup,
+            env_setup_fn=options.env_setup_fn,
+            setup_fn=options.setup_fn,
+            preprocess_fn=options.preprocess_fn,
+            postprocess_fn=options.postprocess_fn,
+            dataset=dataset,
+            dataset_loader_fn=options.dataset_loader_fn,
+            eval_target_col=target_col,
+            metrics=metrics or [],
         )
-        for config, model_input in zip(configs, inputs, strict=True)
-        for workers in workers_per_model
+        for config, model_input in zip(selection.configs, inputs, strict=True)
+        for workers in workers_list
         for n in n_models
     ]

@@ -32,7 +32,15 @@ def config_text(config: BenchmarkConfig) -> str:
 class Progress:
     """Where a sweep of ``total`` configs of ``duration`` seconds each has got to."""
 
-    def __init__(self, total: int, duration: float, verbosity: int, out: TextIO | None = None):
+    def __init__(
+        self,
+        total: int,
+        duration: float,
+        verbosity: int,
+        out: TextIO | None = None,
+        *,
+        evaluating: bool = False,
+    ):
         self.total = total
         self.duration = duration
         self.out = out if out is not None else sys.stderr
@@ -48,7 +56,8 @@ class Progress:
         if self.enabled:
             estimate = f", about {total * duration:.0f} s of timed runs" if duration else ""
             configs = "1 config" if total == 1 else f"{total} configs"
-            self._line(f"benchmarking {configs}{estimate}")
+            verb = "evaluating" if evaluating else "benchmarking"
+            self._line(f"{verb} {configs}{estimate}")
 
     def start_config(self, config: BenchmarkConfig) -> None:
         with self._lock:

@@ -37,6 +37,7 @@ class Job:
     config: BenchmarkConfig
     load_fn: Callable[..., Any]
     model_input: Any  # the config's input; a tuple is destructured: model(*input)
+    copy_setup: Callable[[int, dict[str, Any]], Any] | None = None  # the backend's placement
     env_setup_fn: Callable[[int, dict[str, Any]], Any] | None = None
     setup_fn: Callable[[int, dict[str, Any], Any], Any] | None = None
     preprocess_fn: Callable[..., Any] | None = None
@@ -91,9 +92,12 @@ def call_model(model: Any, model_input: Any) -> Any:
 def load_copy(job: Job, copy_id: int) -> ModelCopy:
     """env_setup_fn -> load_fn -> setup_fn -> warm-up, each timed; in the copy's own process."""
     config = job.config.to_dict()
-    env_setup_ns = 0
+    start = time.perf_counter_ns()
+    if job.copy_setup is not None:
+        job.copy_setup(copy_id, config)  # the backend places the copy, before the user's setup
     if job.env_setup_fn is not None:
-        _, env_setup_ns = _timed(lambda: job.env_setup_fn(copy_id, config))  # type: ignore[misc]
+        job.env_setup_fn(copy_id, config)
+    env_setup_ns = time.perf_counter_ns() - start
     model, load_ns = _timed(lambda: job.load_fn(job.config.model_filename, device_id=copy_id))
     copy = ModelCopy(copy_id, model, env_setup_ns=env_setup_ns, load_ns=load_ns)
     if job.setup_fn is not None:
@@ -117,6 +121,19 @@ def _infer_once(job: Job, model: Any, model_input: Any) -> Any:
 
 
 _END = object()  # the end of a worker's rows
+
+
+def _unbatch(output: Any) -> Any:
+    """At batch size 1 a record is scored alone: drop an output's batch dimension of 1."""
+    shape = getattr(output, "shape", None)
+    return output[0] if shape is not None and len(shape) >= 1 and shape[0] == 1 else output
+
+
+def _first(output: Any, n: int) -> Any:
+    """The first ``n`` records of a batched output (a tensor or array, or a tuple of them)."""
+    if isinstance(output, (tuple, list)):
+        return type(output)(o[:n] for o in output)
+    return output[:n]
 
 
 class Stop:
@@ -229,7 +246,8 @@ def full_loop(
     clock = time.perf_counter_ns
     preprocess, postprocess = job.preprocess_fn, job.postprocess_fn
     target_col = job.eval_target_col
-    per_batch = job.config.batch_size > 1
+    batch_size = job.config.batch_size
+    per_batch = batch_size > 1
     cols = samples.columns
     capacity = len(cols[0])
     stop_at = stop.at
@@ -255,11 +273,17 @@ def full_loop(
         if postprocess is not None:
             output = postprocess(output)
         t4 = clock()
-        for metric in metrics:
+        if metrics:
             if per_batch:
-                metric.process_batch(output, target)
+                n = len(target)
+                if n != batch_size:  # a padded last batch: score its real records only
+                    output = _first(output, n)
+                for metric in metrics:
+                    metric.process_batch(output, target)
             else:
-                metric.process_record(output, target)
+                output = _unbatch(output)
+                for metric in metrics:
+                    metric.process_record(output, target)
         if count == next_kept:
             if i == capacity:
                 samples.size = i

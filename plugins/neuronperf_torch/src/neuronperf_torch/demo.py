@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from neuronperf_core import devices as machine
 from neuronperf_torch import devices
 from neuronperf_torch.errors import TorchArgumentError
 from neuronperf_torch.loading import one_thread
@@ -89,10 +90,10 @@ def _device(device_type: str | None) -> str:
     if device == devices.NEURON:
         from neuronperf_torch import neuron
 
-        devices.neuron_placement(1, 1)  # torch-neuronx installed, a NeuronCore visible
+        devices.neuron_cores()  # torch-neuronx installed, a NeuronCore visible
         neuron.resolve_target(None, [])  # the compiler target, from this instance's family
     elif device == devices.CUDA:
-        devices.cuda_placement(1)
+        devices.cuda_devices()
     return device
 
 
@@ -101,7 +102,7 @@ def _n_models(device: str, quick: bool) -> list[int]:
     if quick:
         return [1]
     if device == devices.CPU:
-        room = devices.cpu_cores()
+        room = machine.cpu_cores()
     elif device == devices.CUDA:
         room = torch.cuda.device_count()
     else:
@@ -298,10 +299,13 @@ def demo(
     except OSError as exc:
         raise TorchArgumentError(f"cannot create output_dir {folder}: {exc}") from exc
 
+    from neuronperf_core import api
     from neuronperf_core.plots import PlotError, plot_reports
     from neuronperf_core.reporting import write_csv, write_json
-    from neuronperf_torch import api
+    from neuronperf_torch.backend import TorchBackend
     from neuronperf_torch.datafiles import dataset_from_arrays
+
+    backend = TorchBackend()
 
     # -- the model ------------------------------------------------------------------------
     x_train, x_test, y_train, y_test = _digits()
@@ -325,6 +329,7 @@ def demo(
     _remove_previous(index_file)
     examples = [torch.from_numpy(x_test[:size]) for size in BATCH_SIZES]
     index = api.compile(
+        backend,
         model,
         examples,
         batch_sizes=list(BATCH_SIZES),
@@ -338,6 +343,7 @@ def demo(
     if quick:
         run_kwargs["multiprocess"] = False
     benchmark = api.benchmark(
+        backend,
         index,
         examples,
         duration=QUICK_DURATION if quick else FULL_DURATION,
@@ -358,7 +364,7 @@ def demo(
                 report.get("error"),
             )
     evaluation = api.evaluate(
-        index, dataset_from_arrays([x_test, y_test]), metrics=METRICS, **run_kwargs
+        backend, index, dataset_from_arrays([x_test, y_test]), metrics=METRICS, **run_kwargs
     )
     evaluation_file = write_json(evaluation, folder / "demo.evaluation.json")
     for report in evaluation:

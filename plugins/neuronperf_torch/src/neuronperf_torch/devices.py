@@ -26,10 +26,9 @@ import ctypes
 import importlib.util
 import logging
 import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from neuronperf_core import devices as machine
 from neuronperf_torch.errors import DeviceUnavailableError, TorchArgumentError
 
 logger = logging.getLogger("neuronperf.torch")
@@ -37,7 +36,6 @@ logger = logging.getLogger("neuronperf.torch")
 CPU, CUDA, NEURON = "cpu", "cuda", "neuron"
 DEVICE_TYPES = (NEURON, CPU, CUDA)
 _ALIASES = {"gpu": CUDA}
-NEURON_SYSFS = "/sys/devices/virtual/neuron_device"  # per device: neuron*/core_count
 NEURON_INSTALL_HINT = (
     "install torch-neuronx from the AWS Neuron package repository on an Inferentia or "
     "Trainium instance (pip install 'neuronperf-torch[neuron]' --extra-index-url "
@@ -61,13 +59,6 @@ def device_type_of(device_type: str) -> str:
             f"{', '.join(repr(d) for d in DEVICE_TYPES)} ('gpu' means 'cuda')."
         )
     return name
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1  # pragma: no cover - not Linux
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -120,62 +111,39 @@ def parse_core_list(text: str) -> list[int]:
 
 
 def neuron_cores() -> list[int]:
-    """The NeuronCores this process may use: NEURON_RT_VISIBLE_CORES if set, else all."""
-    visible = os.environ.get("NEURON_RT_VISIBLE_CORES", "").strip()
-    if visible:
-        return parse_core_list(visible)
-    total = 0
-    for counter in sorted(Path(NEURON_SYSFS).glob("neuron*/core_count")):
-        try:
-            total += int(counter.read_text().strip())
-        except (OSError, ValueError):
-            continue
-    return list(range(total))
-
-
-def _core_range(cores: list[int]) -> str:
-    if cores != list(range(cores[0], cores[0] + len(cores))):
-        raise DeviceUnavailableError(
-            f"NeuronCores {cores} are not contiguous; NEURON_RT_VISIBLE_CORES needs a "
-            "contiguous set per copy. Make the visible cores contiguous."
-        )
-    return str(cores[0]) if len(cores) == 1 else f"{cores[0]}-{cores[-1]}"
-
-
-def neuron_placement(n_models: int, pipeline_size: int) -> list[str]:
-    """NEURON_RT_VISIBLE_CORES of each copy: copy k gets cores p*k .. p*k+p-1 (of the visible)."""
+    """The NeuronCores this process may use (NEURON_RT_VISIBLE_CORES if set, else all);
+    a clear error when torch-neuronx or the cores are missing."""
     if not neuron_installed():
         raise DeviceUnavailableError(
             "device_type='neuron' needs torch-neuronx, which is not installed: "
             f"{NEURON_INSTALL_HINT}."
         )
-    cores = neuron_cores()
-    needed = n_models * pipeline_size
+    visible = os.environ.get("NEURON_RT_VISIBLE_CORES", "").strip()
+    cores = parse_core_list(visible) if visible else list(range(machine.neuron_core_count()))
     if not cores:
         raise DeviceUnavailableError(
-            f"device_type='neuron' but this machine shows no NeuronCores ({NEURON_SYSFS} has "
-            "no neuron*/core_count): run on an inf2/trn1/trn2 instance with the Neuron driver "
-            "loaded, or pass device_type='cpu'."
+            f"device_type='neuron' but this machine shows no NeuronCores ({machine.NEURON_SYSFS} "
+            "has no readable neuron*/core_count): run on an inf2/trn1/trn2 instance with the "
+            "Neuron driver loaded, or pass device_type='cpu'."
         )
-    if needed > len(cores):
+    return cores
+
+
+def _core_range(cores: list[str]) -> str:
+    ids = [int(c) for c in cores]
+    if ids != list(range(ids[0], ids[0] + len(ids))):
         raise DeviceUnavailableError(
-            f"n_models={n_models} copies of pipeline size {pipeline_size} need {needed} "
-            f"NeuronCores, but only {len(cores)} are visible ({cores}). Pass "
-            f"n_models={max(1, len(cores) // pipeline_size)} or fewer. If another process (a "
-            "notebook kernel, an earlier run) holds cores, stop it first: cores are never shared "
-            "between processes."
+            f"NeuronCores {ids} are not contiguous; NEURON_RT_VISIBLE_CORES needs a "
+            "contiguous set per copy. Make the visible cores contiguous."
         )
-    return [
-        _core_range(cores[pipeline_size * k : pipeline_size * k + pipeline_size])
-        for k in range(n_models)
-    ]
+    return str(ids[0]) if len(ids) == 1 else f"{ids[0]}-{ids[-1]}"
 
 
 # -- CUDA ---------------------------------------------------------------------------
 
 
-def cuda_placement(n_models: int) -> list[str]:
-    """CUDA_VISIBLE_DEVICES of each copy (in its own process): one GPU each."""
+def cuda_devices() -> list[str]:
+    """The CUDA_VISIBLE_DEVICES id of every GPU torch sees; an error when there is none."""
     import torch
 
     if not torch.cuda.is_available():
@@ -185,23 +153,9 @@ def cuda_placement(n_models: int) -> list[str]:
             "build of torch, or pass device_type='cpu'."
         )
     count = torch.cuda.device_count()
-    if n_models > count:
-        raise DeviceUnavailableError(
-            f"n_models={n_models} copies need one GPU each, but torch sees {count}. Pass "
-            f"n_models={count} or fewer."
-        )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
     ids = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in range(count)]
-    return ids[:n_models]
-
-
-def check_cpu(n_models: int) -> None:
-    cores = cpu_cores()
-    if n_models > cores:
-        raise DeviceUnavailableError(
-            f"n_models={n_models} CPU copies on {cores} cores: each copy needs at least one "
-            f"core of its own. Pass n_models={cores} or fewer."
-        )
+    return ids[:count]
 
 
 # -- runners ------------------------------------------------------------------------
@@ -231,22 +185,16 @@ def choose_runner(
     return "interpreters"
 
 
-class EnvSetup:
-    """env_setup_fn(copy_id, config): place the copy, then call the user's own (picklable)."""
+class CopySetup:
+    """Places copy ``copy_id`` before it loads (the core calls it in the copy's process, or in
+    this one for the threads runner): CPU threads and malloc arena, or the copy's GPU or
+    NeuronCores (``placement``: the visible device ids) through the runtime's variable."""
 
-    def __init__(
-        self,
-        device_type: str,
-        runner: str,
-        cores: int,
-        placement: dict[tuple[int, int], list[str]] | None = None,
-        user_fn: Callable[[int, dict[str, Any]], Any] | None = None,
-    ) -> None:
+    def __init__(self, device_type: str, runner: str, cores: int, placement: list[str]) -> None:
         self.device_type = device_type
         self.runner = runner
         self.cores = cores
-        self.placement = placement or {}  # (n_models, pipeline_size) -> a setting per copy
-        self.user_fn = user_fn
+        self.placement = placement
 
     def __call__(self, copy_id: int, config: dict[str, Any]) -> None:
         import torch
@@ -257,13 +205,11 @@ class EnvSetup:
                 share_main_arena()
             torch.set_num_threads(threads_per_worker(self.cores, n_models, workers))
         elif self.runner != "threads":  # a process of its own: place it before the runtime starts
-            variable = (
-                "NEURON_RT_VISIBLE_CORES"
-                if self.device_type == NEURON
-                else ("CUDA_VISIBLE_DEVICES")
-            )
-            key = (n_models, config["pipeline_size"])
-            os.environ[variable] = self.placement[key][copy_id]
-            logger.debug("copy %d: %s=%s", copy_id, variable, os.environ[variable])
-        if self.user_fn is not None:
-            self.user_fn(copy_id, config)
+            if self.device_type == NEURON:
+                size = config["pipeline_size"]
+                variable = "NEURON_RT_VISIBLE_CORES"
+                value = _core_range(self.placement[size * copy_id : size * copy_id + size])
+            else:
+                variable, value = "CUDA_VISIBLE_DEVICES", self.placement[copy_id]
+            os.environ[variable] = value
+            logger.debug("copy %d: %s=%s", copy_id, variable, value)

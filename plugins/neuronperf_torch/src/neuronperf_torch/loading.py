@@ -67,7 +67,7 @@ class CpuModel(InferenceModel):
         super().__init__(model)
         self._owner = threading.get_ident()
         self._thread = threading.get_ident
-        self._share = torch.get_num_threads()  # set for this copy by EnvSetup before loading
+        self._share = torch.get_num_threads()  # set for this copy by CopySetup before loading
         self._set_threads = torch.set_num_threads
 
     def neuronperf_worker_setup(self) -> None:

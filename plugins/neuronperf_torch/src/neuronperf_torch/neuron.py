@@ -97,7 +97,7 @@ def without_flags(args: list[str], flags: tuple[str, ...]) -> list[str]:
 
 def instance_target() -> str | None:
     """The --target of this EC2 instance's family, from local DMI data (inf2.xlarge -> inf2)."""
-    from neuronperf_core.benchmarking.plan import instance_type
+    from neuronperf_core.devices import instance_type
 
     family = (instance_type() or "").split(".")[0]
     return family if family in TARGETS else None

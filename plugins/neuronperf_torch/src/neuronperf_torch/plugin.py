@@ -1,22 +1,22 @@
 """The hook implementations of neuronperf-torch: entry point ``torch`` of group ``neuronperf``.
 
 Imported whenever plugins are discovered (``neuronperf plugins``,
-``npf.list_metrics()``), so it imports nothing heavy: the framework is
-registered by the import path of its module, and the topk metric uses numpy only.
+``npf.list_metrics()``), so it imports nothing heavy: the backend object imports torch
+on first real use, and the topk metric uses numpy only.
 """
 
 from __future__ import annotations
 
-from neuronperf_core.hookspecs import RegisterFramework, RegisterMetric, hookimpl
+from typing import Any
+
+from neuronperf_core.hookspecs import RegisterBackend, RegisterMetric, hookimpl
 
 
 @hookimpl
-def neuronperf_register_frameworks(register: RegisterFramework) -> None:
-    register(
-        "torch",
-        "neuronperf_torch.api",
-        description="PyTorch on Neuron (torch-neuronx), CPU and CUDA: compile, benchmark, evaluate",
-    )
+def neuronperf_register_backends(register: RegisterBackend) -> None:
+    from neuronperf_torch.backend import TorchBackend
+
+    register(TorchBackend())
 
 
 @hookimpl
@@ -24,3 +24,10 @@ def neuronperf_register_metrics(register: RegisterMetric) -> None:
     from neuronperf_torch.metrics import TopK
 
     register("TopK", TopK, description=TopK.formula)
+
+
+@hookimpl
+def neuronperf_register_commands(cli: Any) -> None:
+    from neuronperf_torch.demo import register_demo_command
+
+    register_demo_command(cli)

@@ -1,0 +1,395 @@
+"""compile, benchmark and evaluate: the only public signatures, the same for every backend.
+
+``npf.torch.benchmark(...)`` is ``benchmark(torch_backend, ...)``: the core checks the
+options, selects the configs, matches inputs, plans the sweep, picks the runner, loops
+over batch sizes when evaluating and writes the model index and results files; the
+backend answers only what needs its framework (``neuronperf_core.backend``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from neuronperf_core import files
+from neuronperf_core.backend import Backend, CompileSpec, RunPlan
+from neuronperf_core.benchmarking import plan as planning
+from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
+from neuronperf_core.options import BenchmarkOptions, CompileOptions, OptionError
+
+logger = logging.getLogger("neuronperf.api")
+
+Reports = list[dict[str, Any]]
+
+# evaluate(): one copy, in this process, one pass: replicating a model does not change its
+# accuracy, and a fresh interpreter per copy would cost more than scoring a dataset.
+EVALUATE_DEFAULTS: Mapping[str, Any] = {
+    "n_models": 1,
+    "workers_per_model": 1,
+    "duration": 0,
+    "multiprocess": False,
+}
+
+
+# -- compile ------------------------------------------------------------------------------
+
+
+def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
+    """Compile ``model`` once per (example input, pipeline size, cast mode); return the path
+    of the model index, rewritten after every config. A config that fails is recorded with
+    ``status: "error"`` and its error, and the others go on."""
+    from neuronperf_core import model_index
+
+    options = CompileOptions.from_kwargs(kwargs)
+    if options.device_type is not None and options.device_type not in backend.device_types:
+        raise _unknown_device(backend, options.device_type)
+    plan = backend.plan_compile(model, options)
+    examples = inputs if isinstance(inputs, list) else [inputs]
+    if not examples:
+        raise OptionError("inputs is an empty list: pass one example input per batch size.")
+    examples = [backend.coerce_inputs(x, []) for x in examples]
+    sizes = _compile_batch_sizes(backend, examples, options.batch_sizes)
+    name = files.safe_name(options.model_name or _name_of(model), "model_name")
+    index_file = (
+        Path(options.filename)
+        if options.filename is not None
+        else Path(f"{name}_{files.random_suffix()}.json")
+    )
+    folder = Path(options.models_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    index: dict[str, Any] | None = None
+    for input_idx, (example, batch) in enumerate(zip(examples, sizes, strict=True)):
+        for pipeline in options.pipeline_sizes or [1]:
+            for cast in plan.cast_modes:
+                spec = CompileSpec(input_idx, batch, pipeline, cast)
+                path = (
+                    folder / f"{name}_b{batch}_p{pipeline}_{files.random_suffix()}{plan.extension}"
+                )
+                start = time.perf_counter()
+                try:
+                    extra = backend.compile_one(model, example, spec, path, plan)
+                    status, artifact = "finished", os.fspath(path)
+                except Exception as exc:
+                    extra = {"error": f"{type(exc).__name__}: {exc}"}
+                    status, artifact = "error", None
+                    path.unlink(missing_ok=True)
+                    logger.warning(
+                        "compiling %s (batch size %d, cast mode %s) failed: %s",
+                        name, batch, cast, extra["error"],
+                    )  # fmt: skip
+                entry = model_index.create(
+                    artifact,
+                    input_idx=input_idx,
+                    batch_size=batch,
+                    pipeline_size=pipeline,
+                    cast_mode=cast,
+                    compile_s=round(time.perf_counter() - start, 3),
+                    model_name=name,
+                    status=status,
+                    **{"device_type": plan.device_type, **plan.index_fields, **extra},
+                )
+                index = entry if index is None else model_index.append(index, entry)
+                model_index.save(index, index_file)
+    return os.fspath(index_file)
+
+
+def _compile_batch_sizes(
+    backend: Backend, examples: list[Any], batch_sizes: list[int] | None
+) -> list[int]:
+    found = [backend.batch_size_of(example) for example in examples]
+    if batch_sizes is None:
+        for i, size in enumerate(found):
+            if size is None:
+                raise OptionError(
+                    f"inputs[{i}] has no batch dimension; pass batch_sizes=[...] naming the "
+                    "batch size of each example input."
+                )
+        return [int(s) for s in found if s is not None]
+    if len(batch_sizes) != len(examples):
+        raise OptionError(
+            f"got {len(examples)} example inputs for {len(batch_sizes)} batch sizes "
+            f"{batch_sizes}: pass one example input per batch size, in the same order."
+        )
+    for i, (size, got) in enumerate(zip(batch_sizes, found, strict=True)):
+        if got is not None and got != size:
+            raise OptionError(
+                f"inputs[{i}] has batch dimension {got}, but batch_sizes[{i}] is {size}: each "
+                "example input must have its batch size as the first dimension."
+            )
+    return batch_sizes
+
+
+# -- benchmark and evaluate ---------------------------------------------------------------
+
+
+def benchmark(backend: Backend, target: Any, inputs: Any, **kwargs: Any) -> Reports:
+    """Benchmark every finished config of a model index (or one model file, or a model
+    object) over the sweep; one report per config (raw results with ``return_timers``).
+
+    Per config x ``workers_per_model`` x ``n_models``: each copy is placed, loaded, set up
+    and warmed up, then its workers run for ``duration`` seconds. With ``eval_metrics``
+    the run is an evaluation of the dataset ``inputs``: see ``evaluate``. Reports are
+    rewritten after every config to ``results_file``, or to a new
+    ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``.
+    """
+    options = BenchmarkOptions.from_kwargs(kwargs)
+    if options.eval_metrics:
+        return _evaluate(backend, target, inputs, options)
+    if options.eval_target_col is not None or options.dataset_loader_fn is not None:
+        which = "eval_target_col" if options.eval_target_col is not None else "dataset_loader_fn"
+        raise BenchmarkArgumentError(
+            f"{which} only applies when evaluating a dataset: pass eval_metrics=[...] too."
+        )
+    selection = planning.select(backend, target, options)
+    run = _plan_run(backend, target, selection, options)
+    n_list = _n_models(options, run, selection.configs)
+    sizes = list(dict.fromkeys(c["batch_size"] for c in selection.configs))
+    model_inputs = backend.coerce_inputs(inputs, sizes)
+    matched = planning.match_inputs(model_inputs, selection.configs, selection.batch_sizes)
+    for config, model_input in zip(selection.configs, matched, strict=True):
+        backend.check_input(config, model_input, f"the input for batch size {config['batch_size']}")
+    jobs = planning.jobs(selection, matched, n_list, run, options)
+    return _run(jobs, run, selection.model_name, options, evaluating=False)
+
+
+def evaluate(
+    backend: Backend,
+    target: Any,
+    dataset: Any,
+    metrics: Any = "accuracy",
+    eval_target_col: int | None = None,
+    **kwargs: Any,
+) -> Reports:
+    """Score the model on ``dataset`` (rows ``tuple(*INPUTS, TARGET)``, or what the backend
+    reads, a torch Dataset say): every record once, at every selected batch size, the last
+    partial batch padded and only its real records scored. ``metrics``: names or specs
+    (``"precision:average=macro"``, ``"topk:k=5"``). Defaults: one copy, one worker, in
+    this process (``EVALUATE_DEFAULTS``); the values land in the reports under the names."""
+    given = {**kwargs, "eval_metrics": metrics, "eval_target_col": eval_target_col}
+    options = BenchmarkOptions.from_kwargs(given, EVALUATE_DEFAULTS)
+    if not options.eval_metrics:
+        raise OptionError(
+            f"metrics={metrics!r} names no metric: pass at least one, e.g. metrics='accuracy' "
+            "(npf.list_metrics() lists them)."
+        )
+    return _evaluate(backend, target, dataset, options)
+
+
+def _evaluate(backend: Backend, target: Any, dataset: Any, options: BenchmarkOptions) -> Reports:
+    from neuronperf_core.metrics.specs import resolve_metrics
+
+    metrics = resolve_metrics(options.eval_metrics or [])
+    selection = planning.select(backend, target, options)
+    run = _plan_run(backend, target, selection, options)
+    n_list = _n_models(options, run, selection.configs)
+    target_col = -1 if options.eval_target_col is None else options.eval_target_col
+    sizes = list(dict.fromkeys(c["batch_size"] for c in selection.configs))
+    one_shot = _is_one_shot(dataset)
+    if one_shot and len(sizes) * len(n_list) * len(options.workers_per_model or [1]) > 1:
+        raise BenchmarkArgumentError(
+            f"the dataset is a one-shot iterator ({type(dataset).__name__}), which can be read "
+            f"only once, but the run has configs of batch sizes {sizes} x n_models {n_list}: "
+            "pass a dataset that can be iterated again (a list, or a Dataset), or batch_sizes="
+            "[...] with one batch size and one value of n_models and workers_per_model."
+        )
+    jobs = []
+    for batch in sizes:  # every batch size checked before any model loads
+        group = [c for c in selection.configs if c["batch_size"] == batch]
+        if options.dataset_loader_fn is not None:
+            rows: Any = dataset  # the user's dataset_loader_fn gives each worker its rows
+        else:
+            rows = backend.batches(dataset, batch, target_col, options)
+        first, rows = _peek(rows)
+        col = planning.check_row(first, target_col)
+        model_input = first[:col] + first[col + 1 :]
+        for config in group:
+            backend.check_input(
+                config,
+                model_input if len(model_input) > 1 else model_input[0],
+                f"the dataset's first batch (for batch size {batch})",
+            )
+        sub = planning.Selection(selection.model_name, group, [batch])
+        jobs += planning.jobs(sub, [None] * len(group), n_list, run, options, rows, col, metrics)
+    return _run(jobs, run, selection.model_name, options, evaluating=True)
+
+
+def _plan_run(
+    backend: Backend, target: Any, selection: planning.Selection, options: BenchmarkOptions
+) -> RunPlan:
+    if options.device_type is not None and options.device_type not in backend.device_types:
+        raise _unknown_device(backend, options.device_type)
+    return backend.plan_run(target, selection.configs, options)
+
+
+def _n_models(
+    options: BenchmarkOptions, run: RunPlan, configs: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """The copies to sweep: as given, or 1 and as many as the device holds; never more than
+    it holds (checked here, for every backend, before anything loads)."""
+    if run.max_copies is None:
+        return options.n_models or [1]
+    n_list = options.n_models or sorted({1, max(1, run.max_copies)})
+    too_many = [n for n in n_list if n > run.max_copies]
+    if too_many:
+        pipelines = sorted({c["pipeline_size"] for c in configs})
+        of = f" of pipeline size {pipelines[-1]}" if pipelines[-1] != 1 else ""
+        raise BenchmarkArgumentError(
+            f"n_models={max(too_many)}: the {run.device_type} device holds {run.max_copies} "
+            f"copies{of} here. Pass n_models={max(1, run.max_copies)} or fewer (if another "
+            "process holds part of the device, stop it first)."
+        )
+    return n_list
+
+
+def _run(
+    jobs: list[Any],
+    run: RunPlan,
+    model_name: str,
+    options: BenchmarkOptions,
+    *,
+    evaluating: bool,
+) -> Reports:
+    from neuronperf_core.benchmarking.sweep import run_sweep
+    from neuronperf_core.plugins import get_host
+
+    runner = get_host().runners.get(run.runner).value
+    check = getattr(runner, "check", None)
+    for job in jobs if check is not None else []:
+        check(job)  # e.g. a fresh interpreter needs a job it can receive
+    results_path = files.results_path(options.results_dir, options.results_file, model_name)
+    with run.session() if run.session is not None else nullcontext():
+        return run_sweep(jobs, runner, options, results_path, evaluating=evaluating)
+
+
+def _unknown_device(backend: Backend, device: str) -> OptionError:
+    return OptionError(
+        f"device_type={device!r} is not a device the {backend.name!r} backend runs on; use "
+        f"one of {', '.join(repr(d) for d in backend.device_types)}."
+    )
+
+
+def _is_one_shot(data: Any) -> bool:
+    try:
+        return iter(data) is data
+    except TypeError:
+        return False
+
+
+def _peek(rows: Any) -> tuple[Any, Any]:
+    """The first row, and rows to read afterwards (a one-shot iterator re-chained)."""
+    try:
+        iterator = iter(rows)
+    except TypeError:
+        raise BenchmarkArgumentError(
+            f"the evaluation dataset must be an iterable of tuple(*INPUTS, TARGET), got "
+            f"{type(rows).__name__}."
+        ) from None
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise BenchmarkArgumentError("the evaluation dataset is empty: nothing to score.") from None
+    if iterator is rows:
+        return first, itertools.chain([first], iterator)
+    return first, rows
+
+
+def _name_of(model: Any) -> str:
+    return getattr(model, "__name__", None) or type(model).__name__
+
+
+# -- npf.<backend> ------------------------------------------------------------------------
+
+
+def bind(backend: Backend, module_name: str) -> ModuleType:
+    """The module ``npf.<name>``: compile, benchmark and evaluate bound to ``backend`` (with
+    NeuronPerf 1.x's positional order and signatures that list every keyword), plus the
+    backend's own public ``extras`` (``load``, ...)."""
+    module = ModuleType(module_name, backend.description)
+
+    def compile_(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> str:
+        return compile(backend, model, inputs, **_keywords(args, kwargs, CompileOptions, ()))
+
+    def benchmark_(target: Any, inputs: Any, *args: Any, **kwargs: Any) -> Reports:
+        return benchmark(backend, target, inputs, **_keywords(args, kwargs, BenchmarkOptions, ()))
+
+    def evaluate_(target: Any, dataset: Any, *args: Any, **kwargs: Any) -> Reports:
+        given = _keywords(args, kwargs, BenchmarkOptions, _EVALUATE_FIRST)
+        metrics = given.pop("metrics", "accuracy")
+        return evaluate(backend, target, dataset, metrics, **given)
+
+    for name, function, first, options_type in (
+        ("compile", compile_, ("model", "inputs"), CompileOptions),
+        ("benchmark", benchmark_, ("model_index_or_path", "inputs"), BenchmarkOptions),
+        ("evaluate", evaluate_, ("model_index_or_path", "dataset"), BenchmarkOptions),
+    ):
+        function.__name__ = function.__qualname__ = name
+        function.__module__ = module_name
+        function.__doc__ = globals()[name].__doc__
+        function.__signature__ = _signature(first, options_type, name)  # type: ignore[attr-defined]
+        setattr(module, name, function)
+    extras = tuple(getattr(backend, "extras", ()))
+    for name in extras:
+        setattr(module, name, getattr(backend, name))
+    module.backend = backend  # type: ignore[attr-defined]
+    module.__all__ = ["backend", "benchmark", "compile", "evaluate", *extras]  # type: ignore[attr-defined]
+    return module
+
+
+_EVALUATE_FIRST = ("metrics", "eval_target_col")  # evaluate's own positional order
+
+
+def _positional_names(options_type: type[Any], first: tuple[str, ...]) -> list[str]:
+    from dataclasses import fields
+
+    own = ("eval_metrics",) if "metrics" in first else ()  # evaluate's is `metrics`
+    rest = [f.name for f in fields(options_type) if f.name not in (*first, *own)]
+    if options_type is CompileOptions:
+        rest.remove("compiler_kwargs")
+    return [*first, *rest]
+
+
+def _keywords(
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options_type: type[Any],
+    first: tuple[str, ...],
+) -> dict[str, Any]:
+    """Positional arguments after the first two, named in NeuronPerf 1.x's order."""
+    if not args:
+        return kwargs
+    names = _positional_names(options_type, first)
+    if len(args) > len(names):
+        raise OptionError(f"got {len(args) + 2} positional arguments; pass the rest by keyword.")
+    given = dict(zip(names, args, strict=False))
+    twice = sorted(set(given) & set(kwargs))
+    if twice:
+        raise OptionError(f"{', '.join(twice)} given both by position and by keyword.")
+    return {**given, **kwargs}
+
+
+def _signature(first: tuple[str, ...], options_type: type[Any], name: str) -> inspect.Signature:
+    from dataclasses import fields
+
+    P = inspect.Parameter
+    defaults = {f.name: f.default for f in fields(options_type)}
+    defaults.update(metrics="accuracy")
+    extra = _EVALUATE_FIRST if name == "evaluate" else ()
+    params = [P(n, P.POSITIONAL_OR_KEYWORD) for n in first]
+    params += [
+        P(n, P.POSITIONAL_OR_KEYWORD, default=defaults[n])
+        for n in _positional_names(options_type, extra)
+    ]
+    if name == "compile":
+        params.append(P("compiler_kwargs", P.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
+__all__ = ["EVALUATE_DEFAULTS", "benchmark", "bind", "compile", "evaluate"]

@@ -1,0 +1,389 @@
+"""The keywords of compile, benchmark and evaluate: declared once, with NeuronPerf 1.x's
+defaults, checked once.
+
+Every keyword is a field of ``BenchmarkOptions`` or ``CompileOptions``, with its default,
+one line of help, and either its command-line flag or the reason it has none. The Python
+API (``npf.benchmark``, ``npf.<backend>.benchmark``, ...), the engine and the command line
+all read these declarations; ``from_kwargs`` is the one place a value is checked, before
+any model compiles or loads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from neuronperf_core.errors import NeuronPerfError
+
+
+class OptionError(NeuronPerfError, ValueError):
+    """A keyword of compile, benchmark or evaluate has a value that cannot be used."""
+
+
+class UnknownOptionError(OptionError, TypeError):
+    """A keyword that compile, benchmark or evaluate does not take."""
+
+
+# -- what a value may be ----------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple, range)) else [value]
+
+
+def _ints(name: str, value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    values = _as_list(value)
+    if not values:
+        raise OptionError(f"{name}=[] selects nothing: pass at least one value, e.g. {name}=[1].")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise OptionError(
+                f"{name} must be whole numbers of at least 1, got {v!r}; e.g. {name}=[1, 2]."
+            )
+    return values
+
+
+def _names(name: str, value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    values = _as_list(value)
+    if not values:
+        raise OptionError(f"{name}=[] selects nothing: pass at least one value, or None.")
+    return values
+
+
+def _seconds(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise OptionError(f"{name} must be a finite number of seconds >= 0, got {value!r}.")
+    return float(value)
+
+
+def _optional_number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise OptionError(f"{name} must be a finite number >= 0 (or None), got {value!r}.")
+    return float(value)
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionError(f"{name} must be a whole number of at least 1 (or None), got {value!r}.")
+    return value
+
+
+def _int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"{name} must be a whole number, got {value!r}.")
+    return value
+
+
+def _verbosity(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
+        raise OptionError(
+            f"{name} must be 0 (errors only), 1 (warnings and progress) or 2 (debug), "
+            f"got {value!r}."
+        )
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise OptionError(f"{name} must be True or False, got {value!r}.")
+    return value
+
+
+def _callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise OptionError(
+            f"{name} must be a function (or None), got {type(value).__name__} {value!r}."
+        )
+    return value
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise OptionError(f"{name} must be a string (or None), got {value!r}.")
+    return value
+
+
+def _path(name: str, value: Any) -> Any:
+    import os
+
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise OptionError(f"{name} must be a path (or None), got {type(value).__name__}.")
+    return value
+
+
+def _mapping(name: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise OptionError(f"{name} must be a dict of keyword arguments, got {value!r}.")
+    return dict(value)
+
+
+def _metric_specs(name: str, value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    values = _as_list(value)
+    return values or None  # checked against the registry by the metric spec parser
+
+
+def _device(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise OptionError(
+            f"{name} must be a device name such as 'neuron', 'cpu' or 'cuda', got {value!r}."
+        )
+    lowered = value.lower()
+    return "cuda" if lowered == "gpu" else lowered  # 1.x accepted "gpu" for CUDA
+
+
+def option(
+    default: Any,
+    help: str,
+    check: Callable[[str, Any], Any],
+    *,
+    flag: str | None = None,
+    python_only: str | None = None,
+) -> Any:
+    """A keyword's declaration: default, one line of help, its check, and its command-line
+    flag or why it has none."""
+    if (flag is None) == (python_only is None):
+        raise ValueError("an option has a command-line flag or a reason for having none")
+    return field(
+        default=default,
+        metadata={"help": help, "check": check, "flag": flag, "python_only": python_only},
+    )
+
+
+FUNCTION = "a Python function: there is no way to pass one on a command line"
+RUNNER_1X = "NeuronPerf 1.x's spelling of the runner; the command line has --runner"
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """The keywords of benchmark and evaluate (NeuronPerf 1.x's, then the newer ones)."""
+
+    batch_sizes: list[int] | None = option(
+        None, "only the configs of these batch sizes", _ints, flag="--batch-sizes"
+    )
+    duration: float = option(
+        120.0, "seconds of timed inference per config (0: one pass)", _seconds, flag="--duration"
+    )
+    n_models: list[int] | None = option(
+        None,
+        "model copies to sweep (default: 1 and as many as the device holds)",
+        _ints,
+        flag="--n-models",
+    )
+    pipeline_sizes: list[int] | None = option(
+        None, "only the configs of these pipeline sizes (Neuron)", _ints, flag="--pipeline-sizes"
+    )
+    cast_modes: list[Any] | None = option(
+        None, "only the configs of these cast modes", _names, flag="--cast-modes"
+    )
+    workers_per_model: list[int] | None = option(
+        None, "worker threads per copy to sweep (default: 1,2)", _ints, flag="--workers-per-model"
+    )
+    env_setup_fn: Callable[[int, dict[str, Any]], Any] | None = option(
+        None, "env_setup_fn(copy_id, config), before a copy loads", _callable, python_only=FUNCTION
+    )
+    setup_fn: Callable[[int, dict[str, Any], Any], Any] | None = option(
+        None,
+        "setup_fn(copy_id, config, model), after a copy loads",
+        _callable,
+        python_only=FUNCTION,
+    )
+    preprocess_fn: Callable[..., Any] | None = option(
+        None, "preprocess_fn(*input) before each inference (timed)", _callable, python_only=FUNCTION
+    )
+    postprocess_fn: Callable[..., Any] | None = option(
+        None, "postprocess_fn(output) after each inference (timed)", _callable, python_only=FUNCTION
+    )
+    dataset_loader_fn: Callable[[Any, int, int], Any] | None = option(
+        None,
+        "dataset_loader_fn(dataset, worker, n_workers): a worker's own rows",
+        _callable,
+        python_only=FUNCTION,
+    )
+    multiprocess: bool = option(
+        True, "one process per model copy (False: threads)", _bool, python_only=RUNNER_1X
+    )
+    multiinterpreter: bool = option(
+        False, "one fresh interpreter per model copy", _bool, python_only=RUNNER_1X
+    )
+    return_timers: bool = option(
+        False,
+        "return the raw results instead of reports",
+        _bool,
+        python_only="a Python return value; the command line writes reports to files",
+    )
+    stats_interval: float = option(
+        0.5, "seconds between CPU and memory samples", _seconds, flag="--stats-interval"
+    )
+    device_type: str | None = option(
+        None, "the device (default: the one the model was compiled for)", _device, flag="--device"
+    )
+    cost_per_hour: float | None = option(
+        None, "instance price in USD, for cost_per_1m_inf", _optional_number, flag="--cost-per-hour"
+    )
+    model_name: str | None = option(
+        None, "the name in reports and results files (default: the model's)", _text, flag="--name"
+    )
+    verbosity: int = option(
+        1, "0 errors only, 1 warnings and progress, 2 debug", _verbosity, flag="--verbose/--quiet"
+    )
+    max_infers: int | None = option(
+        None, "stop each config after this many inferences", _count, flag="--max-infers"
+    )
+    eval_metrics: list[Any] | None = option(
+        None,
+        "metrics to score (NAME or NAME:KEY=VALUE, e.g. precision:average=macro)",
+        _metric_specs,
+        flag="--metrics",
+    )
+    eval_target_col: int | None = option(
+        None, "which column of a dataset row is the target (default: the last)", _int,
+        flag="--target-col",
+    )  # fmt: skip
+    runner: str | None = option(
+        None, "threads, interpreters, processes or a plugin's runner", _text, flag="--runner"
+    )
+    results_dir: Any = option(
+        ".",
+        "folder of the results file (None: write none)",
+        _path,
+        flag="--output-dir",
+    )
+    results_file: Any = option(
+        None, "the results file itself, instead of a new name in results_dir", _path,
+        flag="--results-file",
+    )  # fmt: skip
+    dataloader_kwargs: dict[str, Any] | None = option(
+        None,
+        "keyword arguments for the framework's data loader (torch DataLoader)",
+        _mapping,
+        python_only="a dict of Python objects (collate_fn, ...)",
+    )
+
+    @classmethod
+    def from_kwargs(
+        cls, kwargs: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    ) -> BenchmarkOptions:
+        return _from_kwargs(cls, kwargs, defaults)
+
+    def replace(self, **changes: Any) -> BenchmarkOptions:
+        """A copy with ``changes``, checked."""
+        return _from_kwargs(type(self), {**self.as_dict(), **changes}, None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """The keywords of compile; what the backend's compiler takes goes in ``compiler_kwargs``."""
+
+    batch_sizes: list[int] | None = option(
+        None, "batch sizes, one per example input (default: each input's first dimension)",
+        _ints, flag="--batch-sizes",
+    )  # fmt: skip
+    pipeline_sizes: list[int] | None = option(
+        None, "pipeline sizes, NeuronCores per model (Neuron)", _ints, flag="--pipeline-sizes"
+    )
+    cast_modes: list[Any] | None = option(
+        None, "cast modes to compile (fp32,bf16,fp16; Neuron: auto-cast modes)", _names,
+        flag="--cast-modes",
+    )  # fmt: skip
+    models_dir: Any = option("models", "folder of the compiled model files", _path, flag="--out")
+    model_name: str | None = option(
+        None, "the model's name (default: its class or file name)", _text, flag="--name"
+    )
+    filename: Any = option(
+        None,
+        "the model index file (default: {model_name}_{8 chars}.json)",
+        _path,
+        python_only="the command line writes {--out}/{--name}.json",
+    )
+    compiler_args: Any = option(
+        None, "extra compiler flags (Neuron)", lambda n, v: v, flag="--compiler-args"
+    )
+    compiler_target: str | None = option(
+        None, "inf2, trn1, trn2, ... (Neuron)", _text, flag="--compiler-target"
+    )
+    device_type: str | None = option(
+        None, "the device to compile for (default: the backend's first)", _device, flag="--device"
+    )
+    verbosity: int = option(
+        1, "0 errors only, 1 warnings and progress, 2 debug", _verbosity, flag="--verbose/--quiet"
+    )
+    compiler_kwargs: dict[str, Any] = option(
+        None,
+        "other keywords, passed to the backend's compiler (torch.export.export, ...)",
+        lambda n, v: dict(v or {}),
+        python_only="compiler keywords are Python values",
+    )
+
+    @classmethod
+    def from_kwargs(
+        cls, kwargs: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    ) -> CompileOptions:
+        known = {f.name for f in fields(cls)}
+        extra = {k: v for k, v in kwargs.items() if k not in known}
+        given = {k: v for k, v in kwargs.items() if k in known}
+        given["compiler_kwargs"] = {**(given.get("compiler_kwargs") or {}), **extra}
+        return _from_kwargs(cls, given, defaults)
+
+
+OptionsT = TypeVar("OptionsT", BenchmarkOptions, CompileOptions)
+
+
+def _from_kwargs(
+    cls: type[OptionsT], kwargs: Mapping[str, Any], defaults: Mapping[str, Any] | None
+) -> OptionsT:
+    known = {f.name: f for f in fields(cls)}
+    unknown = [k for k in kwargs if k not in known]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise UnknownOptionError(
+            f"unknown keyword {', '.join(hints)}; the keywords are {', '.join(known)}."
+        )
+    values = {**(defaults or {}), **kwargs}
+    checked = {}
+    for name, value in values.items():
+        check = known[name].metadata["check"]
+        checked[name] = check(name, value)
+    return cls(**checked)
+
+
+def declared(cls: type[Any]) -> list[tuple[str, Any, str, str | None, str | None]]:
+    """(name, default, help, flag, python_only reason) of every keyword of ``cls``."""
+    return [
+        (f.name, f.default, f.metadata["help"], f.metadata["flag"], f.metadata["python_only"])
+        for f in fields(cls)
+    ]

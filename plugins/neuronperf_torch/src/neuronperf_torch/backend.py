@@ -1,0 +1,365 @@
+"""The torch backend: what neuronperf's core asks of PyTorch (``neuronperf_core.backend``).
+
+Users reach it as ``npf.torch``: ``compile``, ``benchmark`` and ``evaluate`` are the core's,
+bound to ``TorchBackend``; this module answers only what needs torch: which files and
+models are torch's, compiling one config (``torch.export`` on CPU and CUDA,
+``torch_neuronx.trace`` on Neuron), the device a run needs and each copy's placement, and
+inputs and datasets as tensors. Building the object imports nothing heavy; torch is
+imported on first real use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from neuronperf_core.backend import CompilePlan, CompileSpec, RunPlan, ShardedRows
+from neuronperf_core.options import BenchmarkOptions, CompileOptions
+from neuronperf_torch import devices
+from neuronperf_torch.errors import DeviceUnavailableError, InputShapeError, TorchArgumentError
+
+# -- inputs -------------------------------------------------------------------------------
+
+
+def as_input(value: Any, what: str) -> Any:
+    """A tensor, or a tuple of tensors (model(*input)); numpy arrays become tensors."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
+        return torch.from_numpy(value)
+    if isinstance(value, tuple):
+        return tuple(as_input(v, what) if not isinstance(v, tuple) else v for v in value)
+    raise TorchArgumentError(
+        f"{what} is a {type(value).__name__}; expected a tensor or a tuple of tensors (passed "
+        "as model(*input)). Give one such input per batch size, in a list."
+    )
+
+
+def tensors(model_input: Any) -> tuple[Any, ...]:
+    return model_input if isinstance(model_input, tuple) else (model_input,)
+
+
+def describe(model_input: Any) -> tuple[list[list[int] | None], list[str | None]]:
+    import torch
+
+    items = tensors(model_input)
+    shapes = [list(t.shape) if isinstance(t, torch.Tensor) else None for t in items]
+    dtypes = [
+        str(t.dtype).removeprefix("torch.") if isinstance(t, torch.Tensor) else None for t in items
+    ]
+    return shapes, dtypes
+
+
+def batch_dim(model_input: Any) -> int | None:
+    import torch
+
+    for item in tensors(model_input):
+        if isinstance(item, torch.Tensor):
+            return int(item.shape[0]) if item.dim() else None
+    return None
+
+
+def check_input(config: Mapping[str, Any], model_input: Any, what: str = "the input") -> None:
+    """Raise InputShapeError unless ``model_input`` fits the compiled config."""
+    batch = config["batch_size"]
+    label = f"batch size {batch}, cast mode {config.get('cast_mode')}"
+    shapes, dtypes = describe(model_input)
+    want_shapes, want_dtypes = config.get("input_shapes"), config.get("input_dtypes")
+    fix = (
+        "Pass one input per compiled batch size (a list, in the order of batch_sizes), each "
+        "shaped as at compile time."
+    )
+    if want_shapes is not None:
+        if len(shapes) != len(want_shapes):
+            raise InputShapeError(
+                f"{what} has {len(shapes)} tensors, but the model ({label}) was compiled for "
+                f"{len(want_shapes)}. {fix}"
+            )
+        for i, (got, want) in enumerate(zip(shapes, want_shapes, strict=True)):
+            if got != want:
+                raise InputShapeError(
+                    f"{what}: tensor {i} has shape {got}, but the model ({label}) was compiled "
+                    f"for shape {want}. {fix}"
+                )
+        if want_dtypes is not None:
+            for i, (got_dtype, want_dtype) in enumerate(zip(dtypes, want_dtypes, strict=True)):
+                if got_dtype != want_dtype:
+                    raise InputShapeError(
+                        f"{what}: tensor {i} has dtype {got_dtype}, but the model ({label}) "
+                        f"takes {want_dtype}. Convert it, e.g. x.to(torch.{want_dtype})."
+                    )
+        return
+    got_batch = batch_dim(model_input)
+    if got_batch != batch:
+        raise InputShapeError(
+            f"{what} has batch dimension {got_batch}, but the model was compiled for {label}. "
+            f"{fix} For a single model file, pass batch_sizes=[n] naming its batch size."
+        )
+
+
+def _check_keywords(
+    function: Any, kwargs: Mapping[str, Any], taken: tuple[str, ...], name: str
+) -> None:
+    """Refuse keywords ``function`` does not take before anything compiles (1.x's
+    ``performance_levels``, say), rather than record the same TypeError for every config."""
+    accepted = [p for p in inspect.signature(function).parameters if p not in taken]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TorchArgumentError(
+            f"compile() got {', '.join(map(repr, unknown))}, which it would pass to {name}, "
+            f"and {name} takes none of them; its keywords are {', '.join(accepted)}."
+        )
+
+
+@contextlib.contextmanager
+def caller_threads_kept() -> Iterator[None]:
+    """Copies run as threads here set this process's intra-op threads (CopySetup): give the
+    caller back the count it had."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class TorchBackend:
+    """PyTorch on Neuron (torch-neuronx), CPU and CUDA."""
+
+    name = "torch"
+    description = "PyTorch on Neuron (torch-neuronx), CPU and CUDA: compile, benchmark, evaluate"
+    device_types = devices.DEVICE_TYPES  # neuron first: NeuronPerf 1.x's default
+    extras = ("load",)
+
+    # -- what is torch's ---------------------------------------------------------------------
+
+    def owns(self, target: object) -> bool:
+        from neuronperf_torch.datafiles import owns
+
+        return owns(target)
+
+    def model_meta(self, path: Path) -> Mapping[str, Any] | None:
+        from neuronperf_torch import export
+
+        return export.read_meta(path)
+
+    # -- compile ----------------------------------------------------------------------------
+
+    def plan_compile(self, model: Any, options: CompileOptions) -> CompilePlan:
+        import torch
+
+        from neuronperf_torch import export, neuron
+
+        device = options.device_type or devices.NEURON
+        pipelines = options.pipeline_sizes or [1]
+        casts: list[Any] | None = options.cast_modes
+        kwargs = options.compiler_kwargs
+        fields: dict[str, Any] = {"torch_version": torch.__version__}
+        if device == devices.NEURON:
+            if not devices.neuron_installed():  # first what is missing, then what to pass
+                raise DeviceUnavailableError(
+                    "compiling for device_type='neuron' needs torch-neuronx, which is not "
+                    f"installed: {devices.NEURON_INSTALL_HINT}."
+                )
+            neuron.check_pipeline_sizes(pipelines)
+            user_args = neuron.arg_list(options.compiler_args)
+            target = neuron.resolve_target(options.compiler_target, user_args)
+            casts = list(neuron.resolve_cast_modes(casts, user_args))
+            import torch_neuronx
+
+            taken = ("func", "example_inputs", "compiler_args")  # compiler_args= is ours to pass
+            _check_keywords(torch_neuronx.trace, kwargs, taken, "torch_neuronx.trace")
+            fields["compiler_target"] = target
+            settings = {"user_args": user_args, "kwargs": kwargs}
+            return CompilePlan(device, casts, neuron.EXTENSION, fields, settings)
+        if any(p != 1 for p in pipelines):
+            raise TorchArgumentError(
+                f"pipeline_sizes={pipelines}: pipelining is a Neuron feature; use "
+                f"pipeline_sizes=[1] on {device}."
+            )
+        if options.compiler_args is not None or options.compiler_target is not None:
+            raise TorchArgumentError(
+                "compiler_args and compiler_target are Neuron compiler options; for "
+                f"device_type={device!r} pass torch.export.export keyword arguments instead."
+            )
+        casts = casts or [export.DEFAULT_CAST_MODE]
+        unknown = [c for c in casts if c not in export.CAST_MODES]
+        if unknown:
+            raise TorchArgumentError(
+                f"cast modes {unknown} are not {device} dtypes; use "
+                f"{', '.join(repr(c) for c in export.CAST_MODES)} (the dtype the model runs in)."
+            )
+        _check_keywords(torch.export.export, kwargs, ("mod", "args"), "torch.export.export")
+        if device == devices.CUDA and not torch.cuda.is_available():
+            raise DeviceUnavailableError(
+                "compiling for device_type='cuda' exports the model on the GPU, but torch sees "
+                "no CUDA GPU here. Compile on the GPU machine, or use device_type='cpu'."
+            )
+        return CompilePlan(device, list(casts), export.EXTENSION, fields, {"kwargs": kwargs})
+
+    def compile_one(
+        self, model: Any, example: Any, spec: CompileSpec, path: Path, plan: CompilePlan
+    ) -> dict[str, Any]:
+        from neuronperf_torch import export, neuron
+
+        example = tensors(example)
+        shapes, dtypes = describe(example)
+        fields: dict[str, Any] = {"input_shapes": shapes, "input_dtypes": dtypes}
+        meta: dict[str, Any] = {
+            "batch_size": spec.batch_size,
+            "pipeline_size": spec.pipeline_size,
+            "cast_mode": spec.cast_mode,
+            "device_type": plan.device_type,
+            **plan.index_fields,
+            **fields,
+        }
+        was_training = getattr(model, "training", False)
+        if hasattr(model, "eval"):
+            model.eval()
+        try:
+            if plan.device_type == devices.NEURON:
+                args = neuron.compiler_args_for(
+                    plan.settings["user_args"],
+                    plan.index_fields["compiler_target"],
+                    str(spec.cast_mode),
+                )
+                scope, cast_type = neuron.split_cast_mode(str(spec.cast_mode))
+                fields.update(compiler_args=args, auto_cast=scope, auto_cast_type=cast_type)
+                meta.update(fields)
+                extra = neuron.compile_artifact(
+                    model,
+                    example,
+                    compiler_args=args,
+                    path=path,
+                    meta=meta,
+                    trace_kwargs=plan.settings["kwargs"],
+                )
+            else:
+                extra = export.compile_artifact(
+                    model,
+                    example,
+                    device=plan.device_type,
+                    cast_mode=str(spec.cast_mode),
+                    path=path,
+                    meta=meta,
+                    export_kwargs=plan.settings["kwargs"],
+                )
+        finally:
+            if hasattr(model, "train"):
+                model.train(was_training)
+        return {**fields, **extra}
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def plan_run(
+        self, target: Any, configs: Sequence[Mapping[str, Any]], options: BenchmarkOptions
+    ) -> RunPlan:
+        from neuronperf_core import devices as machine
+        from neuronperf_torch.loading import Loader
+
+        device = self._device_of(options.device_type, configs)
+        runner = devices.choose_runner(
+            device, options.runner, options.multiprocess, options.multiinterpreter
+        )
+        pipelines = sorted({c["pipeline_size"] for c in configs})
+        placement: list[str] = []
+        if device == devices.CPU:
+            max_copies = machine.cpu_cores()
+        elif device == devices.CUDA:
+            placement = devices.cuda_devices()
+            max_copies = len(placement)
+        else:
+            from neuronperf_torch import neuron
+
+            neuron.check_pipeline_sizes(pipelines)
+            cores = devices.neuron_cores()
+            placement = [str(core) for core in cores]
+            max_copies = len(cores) // pipelines[-1]
+        setup = devices.CopySetup(device, runner, machine.cpu_cores(), placement)
+        return RunPlan(
+            device, runner, max_copies, Loader(device, runner), setup, caller_threads_kept
+        )
+
+    @staticmethod
+    def _device_of(device_type: str | None, configs: Sequence[Mapping[str, Any]]) -> str:
+        compiled = {c["device_type"] for c in configs if c.get("device_type")}
+        if device_type is None:
+            if len(compiled) > 1:
+                raise TorchArgumentError(
+                    f"the selected configs were compiled for different devices "
+                    f"{sorted(compiled)}: pass device_type= to choose one."
+                )
+            return compiled.pop() if compiled else devices.NEURON  # NeuronPerf 1.x's default
+        wrong = sorted(compiled - {device_type})
+        if wrong:
+            raise TorchArgumentError(
+                f"device_type={device_type!r}, but the model was compiled for "
+                f"{', '.join(wrong)}: pass device_type={wrong[0]!r} (or leave it out to use "
+                f"the model's), or compile for {device_type!r}."
+            )
+        return device_type
+
+    def coerce_inputs(self, inputs: Any, batch_sizes: Sequence[int]) -> Any:
+        from neuronperf_torch import data as torch_data
+
+        if batch_sizes and torch_data.kind_of(inputs) is not None:
+            return [torch_data.first_batch(inputs, size, None, None) for size in batch_sizes]
+        if isinstance(inputs, list):
+            return [as_input(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
+        return as_input(inputs, "inputs")
+
+    def batch_size_of(self, model_input: Any) -> int | None:
+        return batch_dim(model_input)
+
+    def check_input(self, config: Mapping[str, Any], model_input: Any, what: str) -> None:
+        check_input(config, model_input, what)
+
+    def batches(
+        self, dataset: Any, batch_size: int, target_col: int, options: BenchmarkOptions
+    ) -> Iterable[tuple[Any, ...]] | ShardedRows:
+        from neuronperf_torch import data as torch_data
+
+        if torch_data.kind_of(dataset) is not None:
+            return torch_data.EvalSource(dataset, batch_size, target_col, options.dataloader_kwargs)
+        if options.dataloader_kwargs:
+            torch_data.check_loader_kwargs(dataset, options.dataloader_kwargs)  # raises
+        return torch_data.rows_source(dataset, batch_size, target_col)
+
+    # -- the command line -----------------------------------------------------------------
+
+    def read_model(self, path: Path) -> Any:
+        from neuronperf_torch.datafiles import read_model
+
+        return read_model(path)
+
+    def read_arrays(self, path: Path) -> list[Any]:
+        from neuronperf_torch.datafiles import read_arrays
+
+        return read_arrays(path)
+
+    def dataset_from_arrays(self, arrays: Sequence[Any]) -> Any:
+        from neuronperf_torch.datafiles import dataset_from_arrays
+
+        return dataset_from_arrays(arrays)
+
+    # -- extras: npf.torch.load ---------------------------------------------------------------
+
+    @staticmethod
+    def load(model_filename: str | Path, device_type: str | None = None, device_id: int = 0) -> Any:
+        """Load one compiled model file, called as the benchmark workers call it: under
+        inference mode, inputs moved to the GPU for CUDA (checked safe first)."""
+        import os
+
+        from neuronperf_torch import export
+        from neuronperf_torch.loading import Loader
+
+        path = os.fspath(model_filename)
+        meta = export.read_meta(path) or {}
+        device = devices.device_type_of(device_type or meta.get("device_type") or devices.NEURON)
+        return Loader(device, "threads", engine=False)(path, device_id)
