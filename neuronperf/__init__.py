@@ -3,6 +3,10 @@
 ``import neuronperf as npf`` gives the names users know from NeuronPerf 1.x.
 Framework submodules (``npf.torch``) come from plugin distributions
 (``pip install neuronperf-torch``) and resolve on first use.
+
+Importing it stays fast (no numpy, no benchmark engine): the names whose modules
+need them (reporting, timing, ``set_verbosity``, ``DummyModel``, ``model_index``)
+are imported on first access, through the module's ``__getattr__``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,9 @@ import importlib.util
 import sys
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from neuronperf_core import __version__, model_index
-from neuronperf_core.benchmarking.sweep import set_verbosity
-from neuronperf_core.cpu import DummyModel, PythonBackend, load_fn_target
+from neuronperf_core import __version__
 from neuronperf_core.errors import (
     MetricError,
     NeuronPerfError,
@@ -31,8 +33,26 @@ from neuronperf_core.metrics.registry import (
     register_metric,
     register_metric_from_existing,
 )
-from neuronperf_core.reporting import get_reports, print_reports, write_csv, write_json
-from neuronperf_core.timing import Timer, timestamp_convert
+
+if TYPE_CHECKING:
+    from neuronperf_core import model_index
+    from neuronperf_core.benchmarking.sweep import set_verbosity
+    from neuronperf_core.cpu import DummyModel
+    from neuronperf_core.reporting import get_reports, print_reports, write_csv, write_json
+    from neuronperf_core.timing import Timer, timestamp_convert
+
+# Public names imported on first access: name -> (module, attribute; None for the module).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "model_index": ("neuronperf_core.model_index", None),
+    "set_verbosity": ("neuronperf_core.benchmarking.sweep", "set_verbosity"),
+    "DummyModel": ("neuronperf_core.cpu", "DummyModel"),
+    "get_reports": ("neuronperf_core.reporting", "get_reports"),
+    "print_reports": ("neuronperf_core.reporting", "print_reports"),
+    "write_csv": ("neuronperf_core.reporting", "write_csv"),
+    "write_json": ("neuronperf_core.reporting", "write_json"),
+    "Timer": ("neuronperf_core.timing", "Timer"),
+    "timestamp_convert": ("neuronperf_core.timing", "timestamp_convert"),
+}
 
 __all__ = [
     "BaseEvalMetric",
@@ -64,6 +84,8 @@ def benchmark(load_fn: Any, model_filename: Any, inputs: Any, *args: Any, **kwar
     """NeuronPerf 1.x's benchmark: ``load_fn(model_filename, device_id=...)`` loads each copy
     (a model index, a model file, or any name ``load_fn`` takes). Framework plugins offer the
     same without a load_fn: ``npf.torch.benchmark(model_index_or_path, inputs, ...)``."""
+    from neuronperf_core.cpu import load_fn_target
+
     return _load_fn_module(load_fn).benchmark(
         load_fn_target(model_filename), inputs, *args, **kwargs
     )
@@ -71,6 +93,8 @@ def benchmark(load_fn: Any, model_filename: Any, inputs: Any, *args: Any, **kwar
 
 def evaluate(load_fn: Any, model_filename: Any, dataset: Any, *args: Any, **kwargs: Any) -> Any:
     """``benchmark`` as an evaluation of ``dataset`` (see ``npf.torch.evaluate``)."""
+    from neuronperf_core.cpu import load_fn_target
+
     return _load_fn_module(load_fn).evaluate(
         load_fn_target(model_filename), dataset, *args, **kwargs
     )
@@ -78,6 +102,7 @@ def evaluate(load_fn: Any, model_filename: Any, dataset: Any, *args: Any, **kwar
 
 def _load_fn_module(load_fn: Any) -> ModuleType:
     from neuronperf_core.api import bind
+    from neuronperf_core.cpu import PythonBackend
     from neuronperf_core.options import OptionError
 
     if not callable(load_fn):
@@ -114,6 +139,12 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name == "cpu":  # a real submodule, imported on first use (it imports the engine)
         return importlib.import_module(f"{__name__}.cpu")
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attribute is None else getattr(module, attribute)
+        globals()[name] = value  # later accesses skip __getattr__
+        return value
     from neuronperf_core.plugins import get_host
 
     if name in get_host().backends:
@@ -125,6 +156,10 @@ def __getattr__(name: str) -> Any:
             "(pip install neuronperf-torch)."
         )
     raise AttributeError(_missing_framework(name))
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 class _FrameworkFinder(importlib.abc.MetaPathFinder):

@@ -40,7 +40,7 @@ class RegisterMetric(Protocol):
     def __call__(
         self,
         name: str,
-        metric_class: type,
+        metric_class: type | str,
         *,
         description: str,
         aliases: tuple[str, ...] = (),
@@ -62,10 +62,16 @@ def neuronperf_register_metrics(register: RegisterMetric) -> None:
     Call ``register(name, metric_class, description=..., aliases=(...))`` once
     per metric. ``metric_class`` is a subclass of ``BaseEvalMetric`` whose
     constructor works without arguments (``register_metric_from_existing``
-    adds keyword arguments later). ``name`` is how the metric is listed
-    (CamelCase by convention); lookups also accept its lower-case and
-    snake_case spellings and every alias. ``description`` is one line for
-    ``list_metrics()``, usually the formula.
+    adds keyword arguments later), or, better, its import path
+    ``"package.module:ClassName"``: listing metrics then imports nothing of
+    yours, and the class is imported and checked on the metric's first use
+    (a lookup that needs the class: evaluation, ``create_metric``, a spec). A
+    path that fails to import or is not such a class raises, on that first
+    use, a ``PluginError`` naming your plugin; the other metrics still work.
+    ``name`` is how the metric is listed (CamelCase by convention); lookups
+    also accept its lower-case and snake_case spellings and every alias.
+    ``description`` is one line for ``list_metrics()``, usually the formula:
+    give it as a string here, so listing needs no import.
 
     Returns nothing. Called once per process, on first need (a metric lookup,
     ``list_metrics()``, ``neuronperf plugins``). A name another plugin already

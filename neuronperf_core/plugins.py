@@ -37,8 +37,9 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 STRICT_ENV = "NEURONPERF_STRICT_PLUGINS"
 DISABLE_ENV = "NEURONPERF_DISABLE_PLUGINS"
 
-# Import paths of the plugins that ship with the core.
-BUILTIN_PLUGINS = ("neuronperf_core.metrics.builtin", "neuronperf_core.benchmarking.runners")
+# Import paths of the plugins that ship with the core. They register import paths, so
+# loading them imports neither numpy nor the benchmark engine.
+BUILTIN_PLUGINS = ("neuronperf_core.metrics.builtin", "neuronperf_core.builtin_runners")
 COMMANDS_HOOK = "neuronperf_register_commands"  # called by the command line, not at loading
 
 # hook name -> the registry kind its register callback fills
@@ -118,9 +119,10 @@ class PluginHost:
             validate_metric_class,
             "npf.list_metrics() (or `neuronperf metrics`) lists every metric and "
             "npf.register_metric() adds your own. ",
+            lazy=True,
         )
         self.backends: Registry[Backend] = Registry("backend", _validate_backend)
-        self.runners: Registry[Any] = Registry("runner")
+        self.runners: Registry[Any] = Registry("runner", lazy=True)
         self._strict = strict_mode()
 
     def registry(self, kind: str) -> Registry[Any]:
@@ -214,7 +216,7 @@ class PluginHost:
                         description=str(getattr(backend, "description", "")),
                     )
                     return
-                registry.add(name, value, provider=info.name, **kwargs)
+                registry.add(name, value, provider=info.name, origin=info.label, **kwargs)
 
             for impl in impls:
                 impl.function(**{arg: register for arg in impl.argnames})

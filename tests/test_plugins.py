@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import re
+import subprocess
 import sys
 
 import pytest
@@ -83,7 +85,9 @@ def test_builtins_load_first_and_plugins_in_name_order(fake_site):
     with pytest.warns(plugins.PluginWarning, match="b_plugin"):
         names = [p.name for p in plugins.get_host().plugins]
     assert names[: len(plugins.BUILTIN_PLUGINS)] == list(plugins.BUILTIN_PLUGINS)
-    assert names[-2:] == ["a_plugin", "b_plugin"]
+    from_entry_points = names[len(plugins.BUILTIN_PLUGINS) :]  # with any installed ones
+    assert from_entry_points == sorted(from_entry_points)
+    assert {"a_plugin", "b_plugin"} <= set(from_entry_points)
     # Both provide CountRecords: the first in order wins, the second fails naming both.
     assert plugin_named("a_plugin").status == "active"
     failed = plugin_named("b_plugin")
@@ -214,44 +218,63 @@ def test_disabled_entry_points_are_blocked_and_never_imported(fake_site, monkeyp
     assert "CountRecords" not in plugins.get_host().metrics
 
 
-FRAMEWORK_PLUGIN = """
+BACKEND_PLUGIN = """
     from neuronperf_core import hookimpl
 
+    class FakeBackend:
+        \"\"\"Every member of neuronperf_core.backend.Backend, doing nothing.\"\"\"
+
+        name = "fakefw"
+        description = "a backend for tests"
+        device_types = ("cpu",)
+        extras = ("hello",)
+
+        def hello(self):
+            return "ran"
+
+        def owns(self, target): return False
+        def model_meta(self, path): return None
+        def plan_compile(self, model, options): raise NotImplementedError
+        def compile_one(self, model, example, spec, path, plan): raise NotImplementedError
+        def plan_run(self, target, configs, options): raise NotImplementedError
+        def coerce_inputs(self, inputs, batch_sizes): return inputs
+        def batch_size_of(self, model_input): return None
+        def check_input(self, config, model_input, what): pass
+        def batches(self, dataset, batch_size, target_col, options): return []
+        def read_model(self, path): raise NotImplementedError
+        def read_arrays(self, path): return []
+        def dataset_from_arrays(self, arrays): return list(zip(*arrays))
+
+    BACKEND = FakeBackend()
+
     @hookimpl
-    def neuronperf_register_frameworks(register):
-        register("fakefw", "npf_fakefw_api")  # description is optional
+    def neuronperf_register_backends(register):
+        register(BACKEND)
 """
 
 
-def test_a_framework_plugin_is_an_attribute_and_a_submodule(fake_site):
-    fake_site.add_dist(
-        "npf-fakefw",
-        "1",
-        {"fakefw": "npf_fakefw"},
-        {"npf_fakefw": FRAMEWORK_PLUGIN, "npf_fakefw_api": "def benchmark():\n    return 'ran'\n"},
-    )
-    assert "npf_fakefw_api" not in sys.modules  # registering imports nothing
-    assert npf.fakefw.benchmark() == "ran"
-    assert plugin_named("fakefw").registered == {"frameworks": ["fakefw"]}
+def test_a_backend_plugin_is_an_attribute_and_a_submodule(fake_site):
+    fake_site.add_dist("npf-fakefw", "1", {"fakefw": "npf_fakefw"}, {"npf_fakefw": BACKEND_PLUGIN})
+    assert "npf_fakefw" not in sys.modules  # nothing is imported before the first lookup
+    assert npf.fakefw.hello() == "ran"  # the backend's extras, on npf.<name>
+    assert npf.fakefw.backend is sys.modules["npf_fakefw"].BACKEND
+    assert callable(npf.fakefw.benchmark) and callable(npf.fakefw.evaluate)
+    assert plugin_named("fakefw").registered == {"backends": ["fakefw"]}
     import neuronperf.fakefw
-    from neuronperf.fakefw import benchmark
+    from neuronperf.fakefw import hello
 
-    assert neuronperf.fakefw is sys.modules["npf_fakefw_api"] and benchmark() == "ran"
+    assert neuronperf.fakefw is npf.fakefw and hello() == "ran"
 
 
-def test_import_of_a_framework_submodule_works_without_attribute_access_first(fake_site):
-    fake_site.add_dist(
-        "npf-fakefw",
-        "1",
-        {"fakefw": "npf_fakefw"},
-        {"npf_fakefw": FRAMEWORK_PLUGIN, "npf_fakefw_api": "NAME = 'fake'\n"},
-    )
-    result = fake_site.run("import neuronperf.fakefw as fw; print(fw.NAME)")
+def test_import_of_a_backend_submodule_works_without_attribute_access_first(fake_site):
+    fake_site.add_dist("npf-fakefw", "1", {"fakefw": "npf_fakefw"}, {"npf_fakefw": BACKEND_PLUGIN})
+    result = fake_site.run("import neuronperf.fakefw as fw; print(fw.backend.description)")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "fake"
+    assert result.stdout.strip() == "a backend for tests"
 
 
-def test_a_missing_framework_says_what_to_install(monkeypatch):
+def test_a_missing_backend_says_what_to_install(monkeypatch):
+    monkeypatch.setenv(plugins.DISABLE_ENV, "torch")  # as if neuronperf-torch were absent
     monkeypatch.delitem(sys.modules, "neuronperf.torch", raising=False)
     with pytest.raises(AttributeError, match="pip install neuronperf-torch"):
         npf.torch  # noqa: B018
@@ -259,16 +282,68 @@ def test_a_missing_framework_says_what_to_install(monkeypatch):
         import neuronperf.torch  # noqa: F401
 
 
-def test_a_framework_must_be_registered_as_a_module_path(fake_site):
-    source = FRAMEWORK_PLUGIN.replace('"npf_fakefw_api"', "object()")
+def test_a_backend_must_satisfy_the_protocol(fake_site):
+    source = BACKEND_PLUGIN.replace("register(BACKEND)", "register(object())")
     fake_site.add_dist("npf-badfw", "1", {"badfw": "npf_badfw"}, {"npf_badfw": source})
-    with pytest.warns(plugins.PluginWarning, match="register the import path"):
+    with pytest.warns(plugins.PluginWarning, match=r"does not satisfy neuronperf_core\.backend"):
         assert plugin_named("badfw").status == "failed"
 
 
-def test_unknown_framework_lookup_lists_known_names():
-    with pytest.raises(UnknownNameError, match="Unknown framework 'torch'"):
-        plugins.get_host().frameworks.get("torch")
+def test_unknown_backend_lookup_lists_known_names():
+    with pytest.raises(UnknownNameError, match="Unknown backend 'no_such_backend'"):
+        plugins.get_host().backends.get("no_such_backend")
+
+
+# -- runners --------------------------------------------------------------------------
+
+
+def test_builtin_runners_are_registered_by_path_and_imported_on_first_use():
+    code = (
+        "import sys\n"
+        "from neuronperf_core.plugins import get_host\n"
+        "host = get_host()\n"
+        "(info,) = [p for p in host.plugins if p.name == 'neuronperf_core.builtin_runners']\n"
+        "assert info.registered == {'runners': ['threads', 'processes', 'interpreters']}\n"
+        "assert [e.description for e in host.runners][0].startswith('model copies')\n"
+        "assert not [m for m in sys.modules if m.startswith('neuronperf_core.benchmarking')]\n"
+        "from neuronperf_core.benchmarking import runners\n"
+        "assert host.runners.get('threads').value is runners.THREADS\n"
+        "assert host.runners.get('processes').value.start_method == 'fork'\n"
+        "assert host.runners.get('interpreters').value.start_method == 'spawn'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+RUNNER_PLUGIN = """
+    from neuronperf_core import hookimpl
+
+    class LocalRunner:
+        def run(self, job, stats_interval):
+            return "ran"
+
+    LOCAL = LocalRunner()
+
+    @hookimpl
+    def neuronperf_register_runners(register):
+        register("local", "npf_runner_plugin:LOCAL", description="here")
+        register("gone", "npf_runner_gone:RUNNER", description="not installed")
+"""
+
+
+def test_a_runner_registered_by_path_fails_on_use_naming_its_plugin(fake_site):
+    fake_site.add_dist(
+        "npf-runners", "3", {"myrunners": "npf_runner_plugin"}, {"npf_runner_plugin": RUNNER_PLUGIN}
+    )
+    runners = plugins.get_host().runners
+    assert plugin_named("myrunners").registered == {"runners": ["local", "gone"]}
+    assert runners.get("local").value.run(None, 0.1) == "ran"
+    with pytest.raises(PluginError) as raised:
+        runners.get("gone").value  # noqa: B018
+    message = str(raised.value)
+    assert "runner 'gone', registered by plugin 'myrunners'" in message
+    assert "npf-runners 3" in message and "ModuleNotFoundError" in message
+    assert plugin_named("myrunners").status == "active"
 
 
 def test_cli_lists_plugins_with_status_hooks_and_registrations(fake_site):
@@ -322,7 +397,7 @@ def test_cli_lists_metrics_as_json_and_table(fake_site):
     table = fake_site.run(cli.format("['metrics']"))
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0].split() == ["Name", "Description"]
-    assert "CountRecords             records seen" in table.stdout
+    assert re.search(r"\nCountRecords +records seen\n", table.stdout)
 
 
 def test_listing_plugins_and_metrics_imports_no_torch(fake_site):
@@ -354,4 +429,4 @@ def test_every_hook_is_defined_as_a_spec_with_one_project_name():
     host = plugins.get_host()
     assert host.pm.project_name == plugins.ENTRY_POINT_GROUP == "neuronperf"
     specs = {n for n in dir(host.pm.hook) if n.startswith("neuronperf_")}
-    assert specs == set(plugins.REGISTRATION_HOOKS)
+    assert specs == {*plugins.REGISTRATION_HOOKS, plugins.COMMANDS_HOOK}

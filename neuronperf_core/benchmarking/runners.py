@@ -1,9 +1,10 @@
 """The built-in runners: worker threads in this process, or one process per model copy.
 
 A runner takes a ``Job`` and returns a raw result (``results.py``). Runners
-are plugins: this module registers "threads", "processes" and "interpreters"
-through the ``neuronperf_register_runners`` hook, and a plugin can add its
-own (Ray, say) the same way.
+are plugins: ``neuronperf_core.builtin_runners`` registers this module's
+``THREADS``, ``PROCESSES`` and ``INTERPRETERS`` by import path through the
+``neuronperf_register_runners`` hook (so that loading plugins does not import
+this module), and a plugin can add its own (Ray, say) the same way.
 
 Start methods, chosen on purpose:
 - "processes" forks: children inherit the user's load_fn, closures and data
@@ -51,7 +52,6 @@ from neuronperf_core.benchmarking.worker import (
     worker_rows,
 )
 from neuronperf_core.errors import NeuronPerfError
-from neuronperf_core.hookspecs import RegisterRunner, hookimpl
 
 logger = logging.getLogger("neuronperf.runners")
 
@@ -477,12 +477,7 @@ def _death_message(copy_id: int, exitcode: int | None) -> Failure:
     )
 
 
-@hookimpl
-def neuronperf_register_runners(register: RegisterRunner) -> None:
-    register("threads", ThreadsRunner(), description="model copies and workers as threads here")
-    register("processes", ProcessRunner("fork"), description="one forked process per copy")
-    register(
-        "interpreters",
-        ProcessRunner("spawn"),
-        description="one fresh interpreter per copy (frameworks unsafe to fork)",
-    )
+# The built-in runners, registered by import path in neuronperf_core.builtin_runners.
+THREADS = ThreadsRunner()
+PROCESSES = ProcessRunner("fork")
+INTERPRETERS = ProcessRunner("spawn")

@@ -67,8 +67,6 @@ class Accuracy(BaseEvalMetric):
     """Fraction of records whose predicted label equals the target (scikit-learn's
     ``accuracy_score``). State: two counters, ``correct`` and ``total``."""
 
-    formula: ClassVar[str] = "(TP + TN) / (TP + TN + FP + FN)"
-
     def __init__(self) -> None:
         super().__init__()
         self.correct = 0
@@ -176,8 +174,9 @@ def _check_zero_division(name: str, zero_division: object) -> tuple[float, bool]
 class ConfusionMatrixMetric(BaseEvalMetric):
     """Base of the metrics computed from true/false positive/negative counts.
 
-    Subclasses set ``formula`` (for ``list_metrics``), ``undefined_when`` (for
-    the warning) and ``_values``, the formula on count arrays; everything else
+    Subclasses set ``undefined_when`` (for the warning) and ``_values``, the
+    formula on count arrays (the formula as text, for ``list_metrics``, is in
+    ``neuronperf_core.metrics.builtin``); everything else
     (input handling, state, averaging, zero division) is shared.
 
     Args:
@@ -189,7 +188,6 @@ class ConfusionMatrixMetric(BaseEvalMetric):
             ``UndefinedMetricWarning``), 0, 1 or ``float("nan")``.
     """
 
-    formula: ClassVar[str]
     undefined_when: ClassVar[str]
 
     def __init__(
@@ -369,7 +367,6 @@ class ConfusionMatrixMetric(BaseEvalMetric):
 class TruePositiveRate(ConfusionMatrixMetric):
     """TP / (TP + FN), also called sensitivity, recall or hit rate."""
 
-    formula = "TP / (TP + FN)"
     undefined_when = "no actual positives: TP + FN = 0"
 
     @staticmethod
@@ -382,7 +379,6 @@ class TruePositiveRate(ConfusionMatrixMetric):
 class TrueNegativeRate(ConfusionMatrixMetric):
     """TN / (TN + FP), also called specificity or selectivity."""
 
-    formula = "TN / (TN + FP)"
     undefined_when = "no actual negatives: TN + FP = 0"
 
     @staticmethod
@@ -395,7 +391,6 @@ class TrueNegativeRate(ConfusionMatrixMetric):
 class PositivePredictiveValue(ConfusionMatrixMetric):
     """TP / (TP + FP), also called precision."""
 
-    formula = "TP / (TP + FP)"
     undefined_when = "no predicted positives: TP + FP = 0"
 
     @staticmethod
@@ -408,7 +403,6 @@ class PositivePredictiveValue(ConfusionMatrixMetric):
 class NegativePredictiveValue(ConfusionMatrixMetric):
     """TN / (TN + FN)."""
 
-    formula = "TN / (TN + FN)"
     undefined_when = "no predicted negatives: TN + FN = 0"
 
     @staticmethod
@@ -421,7 +415,6 @@ class NegativePredictiveValue(ConfusionMatrixMetric):
 class FalseNegativeRate(ConfusionMatrixMetric):
     """FN / (FN + TP), the miss rate."""
 
-    formula = "FN / (FN + TP)"
     undefined_when = "no actual positives: FN + TP = 0"
 
     @staticmethod
@@ -434,7 +427,6 @@ class FalseNegativeRate(ConfusionMatrixMetric):
 class FalsePositiveRate(ConfusionMatrixMetric):
     """FP / (FP + TN), the fall-out."""
 
-    formula = "FP / (FP + TN)"
     undefined_when = "no actual negatives: FP + TN = 0"
 
     @staticmethod
@@ -447,7 +439,6 @@ class FalsePositiveRate(ConfusionMatrixMetric):
 class FalseDiscoveryRate(ConfusionMatrixMetric):
     """FP / (FP + TP) (the 1.x guide printed the FPR formula by mistake)."""
 
-    formula = "FP / (FP + TP)"
     undefined_when = "no predicted positives: FP + TP = 0"
 
     @staticmethod
@@ -460,7 +451,6 @@ class FalseDiscoveryRate(ConfusionMatrixMetric):
 class FalseOmissionRate(ConfusionMatrixMetric):
     """FN / (FN + TN) (the 1.x guide printed the FDR formula by mistake)."""
 
-    formula = "FN / (FN + TN)"
     undefined_when = "no predicted negatives: FN + TN = 0"
 
     @staticmethod
@@ -473,7 +463,6 @@ class FalseOmissionRate(ConfusionMatrixMetric):
 class PositiveLikelihoodRatio(ConfusionMatrixMetric):
     """TPR / FPR; undefined when TPR or FPR is undefined or FPR is 0."""
 
-    formula = "TPR / FPR"
     undefined_when = "TP + FN = 0, FP + TN = 0 or FPR = 0"
 
     @staticmethod
@@ -489,7 +478,6 @@ class PositiveLikelihoodRatio(ConfusionMatrixMetric):
 class NegativeLikelihoodRatio(ConfusionMatrixMetric):
     """FNR / TNR; undefined when FNR or TNR is undefined or TNR is 0."""
 
-    formula = "FNR / TNR"
     undefined_when = "TP + FN = 0, FP + TN = 0 or TNR = 0"
 
     @staticmethod
@@ -505,7 +493,6 @@ class NegativeLikelihoodRatio(ConfusionMatrixMetric):
 class PrevalenceThreshold(ConfusionMatrixMetric):
     """sqrt(FPR) / (sqrt(FPR) + sqrt(TPR)); undefined when TPR, FPR or the sum is."""
 
-    formula = "sqrt(FPR) / (sqrt(FPR) + sqrt(TPR))"
     undefined_when = "TP + FN = 0, FP + TN = 0 or TPR = FPR = 0"
 
     @staticmethod
@@ -522,7 +509,6 @@ class PrevalenceThreshold(ConfusionMatrixMetric):
 class ThreatScore(ConfusionMatrixMetric):
     """TP / (TP + FN + FP), the critical success index (Jaccard index)."""
 
-    formula = "TP / (TP + FN + FP)"
     undefined_when = "TP + FN + FP = 0"
 
     @staticmethod
@@ -535,7 +521,6 @@ class ThreatScore(ConfusionMatrixMetric):
 class F1Score(ConfusionMatrixMetric):
     """2TP / (2TP + FN + FP), the harmonic mean of precision and recall."""
 
-    formula = "2TP / (2TP + FN + FP)"
     undefined_when = "no actual or predicted positives: 2TP + FN + FP = 0"
 
     @staticmethod

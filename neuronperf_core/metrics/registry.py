@@ -13,7 +13,7 @@ from neuronperf_core.registry import RUNTIME_PROVIDER, Entry
 
 def register_metric(
     name: str,
-    metric_class: type[BaseEvalMetric],
+    metric_class: type[BaseEvalMetric] | str,
     *,
     description: str | None = None,
     aliases: tuple[str, ...] = (),
@@ -21,11 +21,14 @@ def register_metric(
 ) -> None:
     """Register ``metric_class`` under ``name`` (provider "runtime").
 
-    A taken name raises RegistrationError naming both providers, unless
-    ``replace=True``. ``description`` defaults to the class docstring's first line.
+    ``metric_class`` may also be an import path ``"package.module:ClassName"``,
+    imported and checked on the metric's first use. A taken name raises
+    RegistrationError naming both providers, unless ``replace=True``.
+    ``description`` defaults to the class docstring's first line.
     """
     if description is None:
-        doc = (getattr(metric_class, "__doc__", None) or "").strip()
+        given: object = metric_class
+        doc = "" if isinstance(given, str) else (getattr(given, "__doc__", None) or "").strip()
         description = doc.splitlines()[0] if doc else "registered at run time"
     get_host().metrics.add(
         name,
@@ -64,8 +67,11 @@ def register_metric_from_existing(existing: str, new_name: str, **init_kwargs: A
 
 
 def get_metric(name: str) -> Entry[type[BaseEvalMetric]]:
-    """The registry entry of metric ``name`` (any accepted spelling or alias)."""
-    return get_host().metrics.get(name)
+    """The registry entry of metric ``name`` (any accepted spelling or alias), its class
+    imported now if it was registered by import path (PluginError if that fails)."""
+    entry = get_host().metrics.get(name)
+    entry.value  # noqa: B018  (imports and checks a lazily registered class)
+    return entry
 
 
 def create_metric(name: str) -> BaseEvalMetric:
@@ -75,7 +81,8 @@ def create_metric(name: str) -> BaseEvalMetric:
 
 
 def metric_table() -> list[dict[str, str]]:
-    """Every metric name with its description and provider, in registration order."""
+    """Every metric name with its description and provider, in registration order; imports
+    no metric registered by import path."""
     return [
         {"name": e.name, "description": e.description, "provider": e.provider}
         for e in get_host().metrics

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,11 +33,9 @@ _INF = math.inf
 class MeanErrorMetric(BaseEvalMetric):
     """Base of the metrics that average an elementwise error of ``output - target``.
 
-    Subclasses set ``formula`` and the error of one scalar difference
-    (``_error``) and of an array of differences, summed (``_error_sum``).
+    Subclasses set the error of one scalar difference (``_error``) and of an
+    array of differences, summed (``_error_sum``).
     """
-
-    formula: ClassVar[str]
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,8 +108,6 @@ class MeanErrorMetric(BaseEvalMetric):
 class MeanAbsoluteError(MeanErrorMetric):
     """sum(|y - x|) / n over every element of every record."""
 
-    formula = "sum(|y - x|) / n"
-
     @staticmethod
     def _error(diff: float) -> float:
         return abs(diff)
@@ -123,8 +119,6 @@ class MeanAbsoluteError(MeanErrorMetric):
 
 class MeanSquaredError(MeanErrorMetric):
     """sum((y - x)^2) / n over every element of every record."""
-
-    formula = "sum((y - x)^2) / n"
 
     @staticmethod
     def _error(diff: float) -> float:

@@ -238,8 +238,6 @@ class RootMeanSquaredError(MeanSquaredError):
     """sqrt(sum((y - x)^2) / n) over every element of every record: the square root of
     the core's MeanSquaredError, whose state and input handling it shares."""
 
-    formula = "sqrt(sum((y - x)^2) / n)"
-
     def process_batch(self, outputs: Any, targets: Any) -> None:
         where = f"{type(self).__name__}.process_batch"
         out, tgt = regression_pair(outputs, targets, where, batch=True)

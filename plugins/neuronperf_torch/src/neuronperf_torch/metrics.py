@@ -1,9 +1,10 @@
 """The ``topk`` metric: how often the target class is among the k highest-scoring classes.
 
-Imported when metrics are listed, so it uses numpy only (never torch): tensors
-are read through ``neuronperf_core.metrics.inputs``. State is two sufficient
-statistics (credited records, records seen), so instances that scored
-different shards merge exactly in ``aggregate``.
+Imported on the metric's first use (listing reads the description registered
+in ``plugin.py``); it uses numpy only, never torch: tensors are read through
+``neuronperf_core.metrics.inputs``. State is two sufficient statistics
+(credited records, records seen), so instances that scored different shards
+merge exactly in ``aggregate``.
 
 Ties: with ``g`` classes scoring strictly higher than the target class and
 ``e`` classes (the target included) scoring the same, a record earns
@@ -34,8 +35,6 @@ __all__ = ["TopK"]
 
 class TopK(BaseEvalMetric):
     """Top-k accuracy: the target class is among the k highest scores (k=1 by default)."""
-
-    formula = "records whose target class is among the k highest scores / records (k=1)"
 
     def __init__(self, k: int = 1) -> None:
         super().__init__()

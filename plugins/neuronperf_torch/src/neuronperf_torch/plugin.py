@@ -2,7 +2,8 @@
 
 Imported whenever plugins are discovered (``neuronperf plugins``,
 ``npf.list_metrics()``), so it imports nothing heavy: the backend object imports torch
-on first real use, and the topk metric uses numpy only.
+on first real use, and the topk metric is registered by import path (its module, which
+uses numpy, is imported on first use).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ def neuronperf_register_backends(register: RegisterBackend) -> None:
 
 @hookimpl
 def neuronperf_register_metrics(register: RegisterMetric) -> None:
-    from neuronperf_torch.metrics import TopK
-
-    register("TopK", TopK, description=TopK.formula)
+    register(
+        "TopK",
+        "neuronperf_torch.metrics:TopK",
+        description="records whose target class is among the k highest scores / records (k=1)",
+    )
 
 
 @hookimpl
