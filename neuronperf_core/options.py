@@ -167,17 +167,29 @@ def option(
     *,
     flag: str | None = None,
     python_only: str | None = None,
+    commands: tuple[str, ...] | None = None,
 ) -> Any:
     """A keyword's declaration: default, one line of help, its check, and its command-line
-    flag or why it has none."""
+    flag or why it has none. ``commands``: the commands whose flag it is, when not every
+    command of its class (benchmark and evaluate for ``BenchmarkOptions``) takes it."""
     if (flag is None) == (python_only is None):
         raise ValueError("an option has a command-line flag or a reason for having none")
     return field(
         default=default,
-        metadata={"help": help, "check": check, "flag": flag, "python_only": python_only},
+        metadata={
+            "help": help,
+            "check": check,
+            "flag": flag,
+            "python_only": python_only,
+            "commands": commands,
+        },
     )
 
 
+# The command line's evaluate scores every record once with one copy (api.EVALUATE_DEFAULTS):
+# the sweep's flags are benchmark's, the metrics' are evaluate's.
+BENCHMARK = ("benchmark",)
+EVALUATE = ("evaluate",)
 FUNCTION = "a Python function: there is no way to pass one on a command line"
 RUNNER_1X = "NeuronPerf 1.x's spelling of the runner; the command line has --runner"
 
@@ -190,13 +202,15 @@ class BenchmarkOptions:
         None, "only the configs of these batch sizes", _ints, flag="--batch-sizes"
     )
     duration: float = option(
-        120.0, "seconds of timed inference per config (0: one pass)", _seconds, flag="--duration"
-    )
+        120.0, "seconds of timed inference per config (0: one pass)", _seconds,
+        flag="--duration", commands=BENCHMARK,
+    )  # fmt: skip
     n_models: list[int] | None = option(
         None,
         "model copies to sweep (default: 1 and as many as the device holds)",
         _ints,
         flag="--n-models",
+        commands=BENCHMARK,
     )
     pipeline_sizes: list[int] | None = option(
         None, "only the configs of these pipeline sizes (Neuron)", _ints, flag="--pipeline-sizes"
@@ -205,8 +219,9 @@ class BenchmarkOptions:
         None, "only the configs of these cast modes", _names, flag="--cast-modes"
     )
     workers_per_model: list[int] | None = option(
-        None, "worker threads per copy to sweep (default: 1,2)", _ints, flag="--workers-per-model"
-    )
+        None, "worker threads per copy to sweep (default: 1,2)", _ints,
+        flag="--workers-per-model", commands=BENCHMARK,
+    )  # fmt: skip
     env_setup_fn: Callable[[int, dict[str, Any]], Any] | None = option(
         None, "env_setup_fn(copy_id, config), before a copy loads", _callable, python_only=FUNCTION
     )
@@ -247,8 +262,9 @@ class BenchmarkOptions:
         None, "the device (default: the one the model was compiled for)", _device, flag="--device"
     )
     cost_per_hour: float | None = option(
-        None, "instance price in USD, for cost_per_1m_inf", _optional_number, flag="--cost-per-hour"
-    )
+        None, "instance price in USD, for cost_per_1m_inf", _optional_number,
+        flag="--cost-per-hour", commands=BENCHMARK,
+    )  # fmt: skip
     model_name: str | None = option(
         None, "the name in reports and results files (default: the model's)", _text, flag="--name"
     )
@@ -263,10 +279,11 @@ class BenchmarkOptions:
         "metrics to score (NAME or NAME:KEY=VALUE, e.g. precision:average=macro)",
         _metric_specs,
         flag="--metrics",
+        commands=EVALUATE,
     )
     eval_target_col: int | None = option(
         None, "which column of a dataset row is the target (default: the last)", _int,
-        flag="--target-col",
+        flag="--target-col", commands=EVALUATE,
     )  # fmt: skip
     runner: str | None = option(
         None, "threads, interpreters, processes or a plugin's runner", _text, flag="--runner"
