@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from neuronperf_core.benchmarking.config import BenchmarkConfig
-from neuronperf_core.benchmarking.runners import worker_limits
+from neuronperf_core.benchmarking.runners import ProcessRunner, ThreadsRunner, worker_limits
 from neuronperf_core.benchmarking.worker import (
     NEVER,
     Job,
@@ -20,10 +20,12 @@ from neuronperf_core.benchmarking.worker import (
     _Samples,
     calibrate_overhead_ns,
     call_model,
+    copy_rows,
     fast_loop,
     run_worker,
     worker_rows,
 )
+from neuronperf_core.metrics.base import BaseEvalMetric
 from neuronperf_core.reporting import get_reports
 
 X = np.ones(3)
@@ -42,6 +44,7 @@ class Stamper:
 
 def make_job(
     max_samples: int = 1_000_000,
+    batch_size: int = 1,
     n_models: int = 1,
     workers_per_model: int = 1,
     duration: float = 0,
@@ -52,7 +55,7 @@ def make_job(
         model_name="m",
         model_filename="m.model",
         input_idx=0,
-        batch_size=1,
+        batch_size=batch_size,
         pipeline_size=1,
         cast_mode=None,
         n_models=n_models,
@@ -62,9 +65,8 @@ def make_job(
         duration=duration,
         max_infers=max_infers,
     )
-    return Job(
-        config=config, load_fn=lambda *_, **__: None, model_input=X, max_samples=max_samples, **job
-    )
+    job = {"load_fn": lambda *_, **__: None, **job}
+    return Job(config=config, model_input=X, max_samples=max_samples, **job)
 
 
 @pytest.mark.parametrize("loop", ["fast", "full"])  # full: with a preprocess_fn, 5 stamps each
@@ -195,3 +197,86 @@ def test_shared_rows_hand_each_row_to_one_thread() -> None:
 
 def test_the_harness_measures_its_own_overhead() -> None:
     assert 0 < calibrate_overhead_ns() < 1e6  # well under a millisecond per inference
+
+
+class NumpyShards:
+    """``ShardedRows`` of ``n`` records ``(x = [id], id)`` in batches of ``batch``, the last
+    padded; it may be read shard by shard only."""
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.x = np.arange(n, dtype=np.float64)[:, None]
+        self.y = np.arange(n)
+        self.batch = batch
+
+    def __iter__(self) -> Any:  # a generator: fails when read, not when a runner wraps it
+        raise AssertionError("a ShardedRows was read through an iterator shared by workers")
+        yield
+
+    def shard(self, shard: int, n_shards: int) -> Any:
+        size = self.batch
+        for start in range(shard * size, len(self.y), n_shards * size):
+            x, y = self.x[start : start + size], self.y[start : start + size]
+            if len(y) < size:
+                x = np.concatenate([x, np.repeat(x[-1:], size - len(y), axis=0)])
+            yield x, y
+
+
+class Seen(BaseEvalMetric):
+    """The ids one worker scored; checks each output is its own record's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[int] = []
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        raise AssertionError("batches are scored with process_batch")
+
+    def process_batch(self, outputs: Any, targets: Any) -> None:
+        assert outputs.shape == (len(targets), 1)  # the padded batch's output cut to its records
+        assert (outputs[:, 0] == targets).all()
+        self.ids.extend(int(t) for t in targets)
+
+    @staticmethod
+    def aggregate(metrics: Any) -> list[list[int]]:
+        return [m.ids for m in metrics]
+
+
+def sharded_job(n_models: int, workers: int, n: int = 70, batch: int = 8) -> Job:
+    return make_job(
+        batch_size=batch,
+        n_models=n_models,
+        workers_per_model=workers,
+        dataset=NumpyShards(n, batch),
+        eval_target_col=1,
+        metrics=[("seen", Seen, {})],
+        load_fn=lambda *_, **__: lambda x: x,
+    )
+
+
+@pytest.mark.parametrize(
+    ("runner", "n_models", "workers"),
+    [("threads", 1, 1), ("threads", 1, 3), ("threads", 2, 2), ("processes", 2, 2)],
+)
+def test_sharded_rows_give_each_worker_its_own_shard(
+    runner: str, n_models: int, workers: int
+) -> None:
+    """70 records in batches of 8 (the last of 6 padded): worker k of n reads batches
+    k, k + n, ..., every record is scored once, and the shared iterator is never read."""
+    job = sharded_job(n_models, workers)
+    run = ThreadsRunner() if runner == "threads" else ProcessRunner("fork")
+    raw = run.run(job, 0)
+    assert raw["status"] == "finished", raw["error"]
+    n_shards = n_models * workers
+    shards = [[i for i in range(70) if i // 8 % n_shards == k] for k in range(n_shards)]
+    assert sorted(raw["metrics"]["seen"]) == sorted(shards)
+    assert sum(w["count"] for w in raw["workers"]) == 9  # batches, the padded one included
+
+
+def test_worker_rows_read_the_shard_and_copies_share_nothing() -> None:
+    job = sharded_job(2, 2)
+    assert copy_rows(job, 0) is None  # each worker reads its own shard instead
+    assert [int(y[0]) for _, y in worker_rows(job, 1, 4)] == [8, 40]
+    unsharded = make_job(dataset=[(X, 0)], eval_target_col=1)
+    assert isinstance(copy_rows(unsharded, 0), SharedRows)
+    with pytest.raises(RuntimeError, match="shared rows"):
+        worker_rows(unsharded, 0, 1)

@@ -300,14 +300,26 @@ def full_loop(
     return count, t4
 
 
+def sharded(job: Job) -> bool:
+    """Whether each worker reads its own rows (``ShardedRows.shard``) rather than sharing."""
+    return (
+        job.dataset is not None
+        and job.dataset_loader_fn is None
+        and callable(getattr(job.dataset, "shard", None))
+    )
+
+
 def worker_rows(job: Job, shard: int, n_shards: int) -> Iterator[Any]:
-    """The rows a worker reads on its own: the fixed input forever, or the shard its
-    ``dataset_loader_fn`` gives it (without one, a copy's workers share ``copy_rows``)."""
+    """The rows a worker reads on its own: the fixed input forever, the shard its
+    ``dataset_loader_fn`` gives it, or the dataset's own ``shard`` (``ShardedRows``);
+    other datasets are read through rows the workers share (``SharedRows``)."""
     if job.dataset is None:
         return itertools.repeat(job.model_input)
-    if job.dataset_loader_fn is None:
-        raise RuntimeError("a dataset without dataset_loader_fn is read through shared rows")
-    return iter(job.dataset_loader_fn(job.dataset, shard, n_shards))
+    if job.dataset_loader_fn is not None:
+        return iter(job.dataset_loader_fn(job.dataset, shard, n_shards))
+    if sharded(job):
+        return iter(job.dataset.shard(shard, n_shards))  # type: ignore[attr-defined]
+    raise RuntimeError("a dataset that cannot be sharded is read through shared rows")
 
 
 class SharedRows:
@@ -326,13 +338,14 @@ class SharedRows:
 
 
 def copy_rows(job: Job, copy_id: int) -> SharedRows | None:
-    """The rows one copy's workers share: the copy's shard of the dataset, each row read once.
+    """The rows one copy's workers share, in a process of its own: the copy's share of the
+    dataset (rows ``copy_id, copy_id + n_models, ...``), each row read once.
 
     Workers share one iterator because a one-shot dataset (a generator) cannot be
-    iterated by several of them at once. None without a dataset, or when
-    ``dataset_loader_fn`` shards it per worker.
+    iterated by several of them at once. None without a dataset, or when each worker
+    reads its own shard (``worker_rows``).
     """
-    if job.dataset is None or job.dataset_loader_fn is not None:
+    if job.dataset is None or job.dataset_loader_fn is not None or sharded(job):
         return None
     return SharedRows(itertools.islice(iter(job.dataset), copy_id, None, job.config.n_models))
 
@@ -357,7 +370,18 @@ def run_worker(
     stop: Stop,
     limit: int,
 ) -> WorkerResult:
-    """One worker's whole timed run on ``copy``."""
+    """One worker's whole timed run on ``copy``.
+
+    ``rows``: the worker's rows (``worker_rows``), or rows it shares with other workers
+    (``SharedRows``). A dataset that shards (``ShardedRows``) is read shard by shard even
+    when the runner shares its rows: this worker reads shard ``copy_id * workers_per_model
+    + worker_id`` of ``n_models * workers_per_model``, without a lock, and the shared
+    iterator is never read.
+    """
+    if isinstance(rows, SharedRows) and sharded(job):
+        per_copy = job.config.workers_per_model
+        shard = copy.copy_id * per_copy + worker_id
+        rows = worker_rows(job, shard, job.config.n_models * per_copy)
     metrics = [cls(**options) for _, cls, options in job.metrics]
     simple = not job.evaluating and job.preprocess_fn is None and job.postprocess_fn is None
     # Halving keeps samples evenly spaced only from a buffer of even size; a buffer
