@@ -1,13 +1,14 @@
 """The `neuronperf` command line, each command run in a subprocess as a user runs it.
 
 Framework commands run against ``cli_framework_double`` (a test double of a framework
-plugin, found through a fake installed distribution) and the real engine; the torch
-plugin's tests run the same commands with torch.
+plugin: backend ``scale``, found through a fake installed distribution) and the real
+engine; the torch plugin's tests run the same commands with torch.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import signal
@@ -86,20 +87,53 @@ def dataset(path: Path, n: int = 40, classes: int = 4) -> Path:
 
 # -- help -------------------------------------------------------------------------------------
 
-COMMANDS = ["demo", "compile", "benchmark", "evaluate", "report", "plugins", "metrics"]
+COMMANDS = ["compile", "benchmark", "evaluate", "report", "plugins", "metrics"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(cli, command):
     out = cli.ok(command, "--help").stdout
     assert "example:\n  neuronperf " + command in out
-    assert "--json" in out
+    assert "--json" in out and "-v, --verbose" in out and "-q, --quiet" in out
 
 
-def test_top_level_help_lists_every_command(cli):
+def test_top_level_help_lists_every_command_and_the_plugins_commands(cli):
     out = cli.ok("--help").stdout
-    for command in COMMANDS:
-        assert f"    {command}" in out
+    for command in [*COMMANDS, "scale-hello"]:  # scale-hello: the double's commands hook
+        assert f"\n  {command} " in out
+    assert "_NEURONPERF_COMPLETE=bash_source neuronperf" in out
+    assert cli.ok("-h").stdout == out
+
+
+def test_a_plugin_adds_a_command(cli):
+    assert cli.ok("scale-hello", "--name", "you").stdout == "hello you, from the scale backend\n"
+    plugins = {p["name"]: p for p in cli.json("plugins")}
+    assert plugins["scale"]["registered"] == {"backends": ["scale"], "commands": ["scale-hello"]}
+
+
+def test_help_imports_neither_numpy_nor_torch_nor_the_engine(cli):
+    for args in (["--help"], ["metrics"]):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "neuronperf_core.cli", *args],
+            cwd=cli.cwd, env=cli.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        imported = [line.rpartition("|")[2].strip() for line in result.stderr.splitlines()]
+        heavy = [m for m in imported if m.split(".")[0] in ("numpy", "torch")]
+        heavy += [m for m in imported if m.startswith("neuronperf_core.benchmarking")]
+        assert heavy == [], args
+
+
+def test_usage_errors_from_click_exit_2(cli):
+    result = cli.run("benchmark")  # INDEX_OR_MODEL missing
+    assert result.returncode == 2 and "Missing argument 'INDEX_OR_MODEL'" in result.stderr
+    result = cli.run("benchmark", "x.json", "--no-such-flag")
+    assert result.returncode == 2 and "No such option" in result.stderr
+    assert "--no-such-flag" in result.stderr
+    result = cli.run("bench")
+    assert result.returncode == 2 and "Did you mean 'benchmark'?" in result.stderr
+    result = cli.run("report", "a.json", "-v", "-q")
+    assert result.returncode == 2 and "contradict" in result.stderr
 
 
 # -- compile ---------------------------------------------------------------------------------
@@ -298,8 +332,8 @@ def test_no_framework_installed(tmp_path):
     (tmp_path / "m.pt2").write_bytes(b"\0")
     err = bare.user_error("benchmark", "m.pt2", "--input-shape", "1x4")
     assert "no framework plugin is installed" in err and "pip install neuronperf-torch" in err
-    err = bare.user_error("demo", "--quick")
-    assert "no framework 'torch' is installed" in err
+    err = bare.user_error("demo", "--quick")  # the torch plugin's command: not here
+    assert "No such command 'demo'" in err and "neuronperf plugins" in err
 
 
 def test_inputs_missing_or_conflicting(cli, index):
@@ -311,9 +345,15 @@ def test_inputs_missing_or_conflicting(cli, index):
     assert "not both" in err
 
 
-def test_a_command_the_framework_does_not_offer(cli, index):
-    err = cli.user_error("demo", "--framework", "scale")
-    assert "does not offer demo()" in err
+def test_backend_chosen_by_name(cli, index):
+    dataset(cli.cwd / "val.npz")
+    data = cli.json("evaluate", str(index), "--dataset", "val.npz", "--backend", "scale")
+    assert [r["accuracy"] for r in data["reports"]] == [1.0, 1.0]
+    data = cli.json("evaluate", str(index), "--dataset", "val.npz", "--framework", "scale")
+    assert [r["accuracy"] for r in data["reports"]] == [1.0, 1.0]  # --backend's old name
+    err = cli.user_error("benchmark", str(index), "--input-shape", "1x4", "--backend", "nope")
+    assert "no backend 'nope' is installed" in err and "scale" in err
+    assert "--framework" not in cli.ok("benchmark", "--help").stdout  # hidden
 
 
 def test_report_errors(cli, index):
@@ -381,3 +421,45 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(cli, index):
     assert report["status"] == "interrupted" and report["total_infs"] > 0
     assert len(list(out.glob("*.csv"))) == 1
     assert "interrupted" in stdout.splitlines()[2].split()  # the table shows the status
+
+
+# -- the same backend from Python: the contract is complete -----------------------------------
+
+
+def test_the_double_backend_runs_from_python_too(fake_site, tmp_path, monkeypatch):
+    fake_site.add_dist(
+        "npf-scale-double", "1.0", {"scale": "cli_framework_double"},
+        {"cli_framework_double": DOUBLE.read_text()},
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    import neuronperf as npf
+
+    try:
+        double = importlib.import_module("cli_framework_double")
+        x = np.random.default_rng(0).standard_normal((40, 4)).astype("float32")
+        y = x.argmax(axis=1)
+        index = npf.scale.compile(
+            double.make_model(), [x[:1], x[:4]], batch_sizes=[1, 4], models_dir=tmp_path / "m"
+        )
+        configs = json.loads(Path(index).read_text())["model_configs"]
+        assert [(c["batch_size"], c["status"]) for c in configs] == [
+            (1, "finished"),
+            (4, "finished"),
+        ]
+        reports = npf.scale.benchmark(
+            index, [x[:1], x[:4]], duration=0.1, n_models=1, workers_per_model=1, results_dir=None
+        )
+        assert [(r["batch_size"], r["status"]) for r in reports] == [
+            (1, "finished"),
+            (4, "finished"),
+        ]
+        scored = npf.scale.evaluate(
+            index, list(zip(x, y, strict=True)), metrics=["accuracy", "precision:average=macro"],
+            results_dir=None,
+        )  # fmt: skip
+        assert [(r["batch_size"], r["accuracy"], r["total_infs"]) for r in scored] == [
+            (1, 1.0, 40), (4, 1.0, 10)
+        ]  # fmt: skip
+        assert npf.scale.load(configs[0]["filename"])(np.ones(2)).tolist() == [2.0, 2.0]
+    finally:
+        sys.modules.pop("neuronperf.scale", None)

@@ -1,271 +1,54 @@
-"""The ``neuronperf`` command line: the parser, exit statuses, errors and Ctrl-C."""
+"""The ``neuronperf`` command line: the click group ``cli``, exit statuses, errors, Ctrl-C.
+
+Core commands are declared here; their keyword flags are generated from
+``neuronperf_core.options`` (``flags.py``) and their work is in ``commands.py``. Plugins
+add commands through ``neuronperf_register_commands(cli)``, asked the first time the group
+lists its commands or meets a name it does not know, so a core command never waits for
+plugins to load. Nothing heavy (numpy, torch, the engine) is imported here.
+
+Exit statuses: 0 done; 1 a config failed, or ``report --fail-if-slower`` found a slowdown;
+2 a user error (one line, a traceback only with ``-v``; click's usage errors too); 130
+Ctrl-C, with what finished kept.
+"""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import math
+import difflib
 import os
 import signal
 import sys
+import threading
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+import click
 
 from neuronperf_core import __version__
-from neuronperf_core.cli import commands
-from neuronperf_core.cli.sources import dtype, name_list, positive_int_list, shape
+from neuronperf_core.cli import commands, flags
 from neuronperf_core.errors import NeuronPerfError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a config failed, or a comparison found a regression
-EXIT_USAGE = 2  # argparse uses 2 for its own usage errors too
+EXIT_USAGE = 2  # click uses 2 for its own usage errors too
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
-DEVICES = ("neuron", "cpu", "cuda")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the examples in each command's epilog as written."""
+def _epilog_as_written(
+    command: click.Command, ctx: click.Context, formatter: click.HelpFormatter
+) -> None:
+    if command.epilog:
+        formatter.write_paragraph()
+        formatter.write(command.epilog.rstrip("\n") + "\n")
 
 
-def _type(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse ``type`` whose ValueError message reaches the user as it is."""
+class Command(click.Command):
+    """A command whose epilog (``example:`` and the command line) is shown as written."""
 
-    def parse(text: str) -> Any:
-        try:
-            return convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = convert.__name__  # argparse names the type in some messages
-    return parse
-
-
-INTS = _type(positive_int_list)
-NAMES = _type(name_list)
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-NUMBER = _type(_positive_float)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
-COUNT = _type(_count)
-
-
-def _common(json_help: str = "print JSON on stdout, for scripts") -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help=json_help)
-    common.add_argument(
-        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks on errors"
-    )
-    common.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress and no warnings, only errors"
-    )
-    return common
-
-
-def _framework_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--framework",
-        metavar="NAME",
-        help="the framework plugin to use (default: the installed one that recognises MODEL)",
-    )
-
-
-def _run_options(parser: argparse.ArgumentParser, *, evaluating: bool) -> None:
-    """Options of the commands that load and run models."""
-    group = parser.add_argument_group("run options")
-    group.add_argument(
-        "--batch-sizes", type=INTS, metavar="B,...", help="only the configs of these batch sizes"
-    )
-    group.add_argument(
-        "--device", choices=DEVICES, help="the device to run on (default: the one compiled for)"
-    )
-    if not evaluating:
-        group.add_argument(
-            "--duration", type=NUMBER, default=120.0, metavar="S",
-            help="seconds of timed inference per config (default 120; 0: one pass)",
-        )  # fmt: skip
-        group.add_argument(
-            "--n-models", type=INTS, metavar="N,...",
-            help="model copies to sweep (default: 1 and as many as the device holds)",
-        )  # fmt: skip
-        group.add_argument(
-            "--workers-per-model", type=INTS, metavar="W,...",
-            help="worker threads per copy to sweep (default: 1,2)",
-        )  # fmt: skip
-        group.add_argument(
-            "--cost-per-hour",
-            type=NUMBER,
-            metavar="USD",
-            help="instance price, for cost_per_1m_inf",
-        )
-    group.add_argument(
-        "--max-infers", type=COUNT, metavar="N", help="stop each config after N inferences"
-    )
-    group.add_argument(
-        "--output-dir", default=".", metavar="DIR",
-        help="where the results JSON and CSV go (default: the current folder)",
-    )  # fmt: skip
-
-
-def _input_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("inputs (one of)")
-    group.add_argument(
-        "--input-shape", type=_type(shape), action="append", metavar="SHAPE",
-        help="random inputs of this shape, batch first (1x3x224x224); the first dimension "
-        "becomes each config's batch size; repeat for models of several inputs",
-    )  # fmt: skip
-    group.add_argument(
-        "--dtype", type=_type(dtype), action="append", metavar="DTYPE",
-        help="dtype of the random inputs (default float32); once for all, or once per shape",
-    )  # fmt: skip
-    group.add_argument(
-        "--inputs", metavar="FILE",
-        help="arrays from a file (.npz, or .pt with neuronperf-torch), one per model input, "
-        "batch first; each config takes the first batch-size rows",
-    )  # fmt: skip
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="neuronperf",
-        description="Benchmark and evaluate models on AWS Neuron, CPU and CUDA.",
-        formatter_class=_Formatter,
-        epilog="Start with: neuronperf demo\nEach command has --help with an example.",
-    )
-    parser.add_argument("--version", action="version", version=f"neuronperf {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, help: str, example: str, common: argparse.ArgumentParser) -> Any:
-        return sub.add_parser(
-            name,
-            help=help,
-            description=help[0].upper() + help[1:] + ".",
-            epilog=f"example:\n  {example}",
-            formatter_class=_Formatter,
-            parents=[common],
-        )
-
-    demo = command(
-        "demo",
-        "train, compile, benchmark and evaluate a small digits classifier, end to end",
-        "neuronperf demo --quick --output-dir demo-out",
-        _common("print the reports and file paths as JSON"),
-    )
-    demo.add_argument("--quick", action="store_true", help="a few seconds per step (for CI)")
-    demo.add_argument("--output-dir", default="neuronperf-demo", metavar="DIR")
-    demo.add_argument("--device", choices=DEVICES, help="default: neuron when present, else cpu")
-    demo.add_argument("--framework", default="torch", metavar="NAME", help="default: torch")
-    demo.set_defaults(run=commands.demo)
-
-    compile_ = command(
-        "compile",
-        "compile a model once per batch size (and cast mode) and write a model index",
-        "neuronperf compile torchvision.models:resnet18 --input-shape 1x3x224x224 "
-        "--batch-sizes 1,8 --device cpu --out models",
-        _common("print the model index as JSON"),
-    )
-    compile_.add_argument(
-        "model", metavar="MODEL", help="a saved model file, or package.module:factory"
-    )
-    compile_.add_argument("--batch-sizes", type=INTS, metavar="B,...", help="default: 1")
-    compile_.add_argument("--cast-modes", type=NAMES, metavar="MODE,...")
-    compile_.add_argument("--pipeline-sizes", type=INTS, metavar="P,...", help="Neuron only")
-    compile_.add_argument("--device", choices=DEVICES, help="default: the framework's (neuron)")
-    compile_.add_argument("--out", default="models", metavar="DIR", help="default: models")
-    compile_.add_argument("--name", metavar="NAME", help="the model name (default: from MODEL)")
-    compile_.add_argument("--compiler-args", metavar="ARGS", help="extra compiler flags (Neuron)")
-    compile_.add_argument("--compiler-target", metavar="TARGET", help="inf2, trn1, ... (Neuron)")
-    _framework_option(compile_)
-    _input_options(compile_)
-    compile_.set_defaults(run=commands.compile_)
-
-    bench = command(
-        "benchmark",
-        "measure latency and throughput of a model index or model file over a sweep",
-        "neuronperf benchmark models/resnet18.json --input-shape 1x3x224x224 "
-        "--duration 10 --n-models 1,2 --workers-per-model 1,2",
-        _common("print the reports as JSON"),
-    )
-    bench.add_argument("model", metavar="INDEX_OR_MODEL")
-    _run_options(bench, evaluating=False)
-    _input_options(bench)
-    _framework_option(bench)
-    bench.set_defaults(run=commands.benchmark)
-
-    evaluate = command(
-        "evaluate",
-        "score a model index or model file on a dataset with metrics",
-        "neuronperf evaluate models/resnet18.json --dataset val.npz --metrics accuracy,topk_5",
-        _common("print the reports as JSON"),
-    )
-    evaluate.add_argument("model", metavar="INDEX_OR_MODEL")
-    evaluate.add_argument(
-        "--dataset", required=True, metavar="DATA",
-        help="a file of arrays (*inputs, target), one row per record (.npz, or .pt with "
-        "neuronperf-torch), or package.module:factory returning a dataset",
-    )  # fmt: skip
-    evaluate.add_argument(
-        "--metrics", type=NAMES, default=["accuracy"], metavar="M,...",
-        help="metric names (`neuronperf metrics`); NAME:KEY=VALUE for options "
-        "(precision:average=macro); topk_5 is topk with k=5 (default: accuracy)",
-    )  # fmt: skip
-    evaluate.add_argument(
-        "--target-col", type=int, default=-1, metavar="I",
-        help="which array of the dataset is the target (default -1: the last)",
-    )  # fmt: skip
-    _run_options(evaluate, evaluating=True)
-    _framework_option(evaluate)
-    evaluate.set_defaults(run=commands.evaluate)
-
-    report = command(
-        "report",
-        "show a results file; with two, compare them config by config",
-        "neuronperf report old.json new.json --fail-if-slower 5",
-        _common("print the reports (or the comparison) as JSON"),
-    )
-    report.add_argument("results", nargs="+", metavar="RESULTS.json", help="one or two files")
-    report.add_argument("--sort-by", metavar="FIELD", help="default: throughput_peak")
-    report.add_argument("--cols", type=NAMES, metavar="F,...", help="the columns to show")
-    report.add_argument("--plot", metavar="FILE.png", help="also draw the reports (one file)")
-    report.add_argument(
-        "--noise", type=NUMBER, default=5.0, metavar="PCT",
-        help="changes within PCT%% count as noise (default 5)",
-    )  # fmt: skip
-    report.add_argument(
-        "--fail-if-slower", type=NUMBER, metavar="PCT",
-        help="exit 1 when a config's throughput fell, or its p50 latency rose, by over PCT%%, "
-        "or a config that finished before failed or is missing",
-    )  # fmt: skip
-    report.set_defaults(run=commands.report)
-
-    plugins = command(
-        "plugins",
-        "list installed plugins, what they provide and whether they loaded",
-        "neuronperf plugins --json",
-        _common(),
-    )
-    plugins.set_defaults(run=commands.plugins)
-
-    metrics = command(
-        "metrics", "list the available evaluation metrics", "neuronperf metrics --json", _common()
-    )
-    metrics.set_defaults(run=commands.metrics)
-    return parser
+    format_epilog = _epilog_as_written
 
 
 class _Interrupted:
@@ -279,40 +62,356 @@ class _Interrupted:
         signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
 
 
-def _logging(verbose: bool, quiet: bool) -> int:
-    """Warnings (or everything with --verbose) on stderr; the verbosity for the engine."""
-    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("neuronperf: %(levelname)s: %(message)s"))
-    root = logging.getLogger("neuronperf")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    return 2 if verbose else 0 if quiet else 1
+class NeuronperfGroup(click.Group):
+    """The ``neuronperf`` group: plugin commands on first need, and one place where errors,
+    Ctrl-C and a closed stdout become exit statuses, for core and plugin commands alike."""
+
+    command_class = Command
+    format_epilog = _epilog_as_written
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugin_commands_added = False
+
+    def add_plugin_commands(self) -> None:
+        """Ask every plugin for its commands (once); a plugin cannot replace a core one."""
+        if self._plugin_commands_added:
+            return
+        self._plugin_commands_added = True
+        from neuronperf_core.plugins import get_host
+
+        core = dict(self.commands)
+        get_host().add_commands(self)
+        for name, command in core.items():
+            if self.commands.get(name) is not command:
+                self.commands[name] = command
+                warnings.warn(
+                    f"a plugin added a command {name!r}, which is neuronperf's own; it is "
+                    "ignored (`neuronperf plugins` lists what each plugin added)",
+                    stacklevel=2,
+                )
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self.add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(
+                f"No such command {name!r}.{hint} Plugins add commands: `neuronperf plugins` "
+                "lists the installed ones."
+            )
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _Interrupted.seen = False
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, _Interrupted.handler) if main_thread else None
+        try:
+            status = super().invoke(ctx)
+        except KeyboardInterrupt:
+            print(f"neuronperf {ctx.invoked_subcommand}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except NeuronPerfError as exc:  # the user can act on it: one line, no traceback
+            if ctx.meta.get(flags.VERBOSE_KEY):
+                traceback.print_exc()
+            print(f"neuronperf {ctx.invoked_subcommand}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except BrokenPipeError:  # `neuronperf metrics | head`: the reader left, nothing is wrong
+            _quiet_stdout()
+            return EXIT_OK
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if _Interrupted.seen:
+            print(
+                f"neuronperf {ctx.invoked_subcommand}: interrupted; what finished is saved",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        return EXIT_OK if status is None else status
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+@click.group(
+    cls=NeuronperfGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Each command has --help with an example. Shell completion (bash):\n"
+    '  eval "$(_NEURONPERF_COMPLETE=bash_source neuronperf)"',
+)
+@click.version_option(__version__, prog_name="neuronperf", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Benchmark and evaluate models on AWS Neuron, CPU and CUDA."""
+
+
+def _command(
+    name: str, summary: str, example: str, details: str = ""
+) -> Callable[[F], click.Command]:
+    text = summary[0].upper() + summary[1:] + "."
+    return cli.command(
+        name=name,
+        short_help=summary,
+        help=f"{text}\n\n{details}" if details else text,
+        epilog=f"example:\n  {example}",
+    )
+
+
+INDEX_OR_MODEL = (
+    "INDEX_OR_MODEL: a model index (.json) written by compile, or one compiled model file."
+)
+
+
+def _backend_option(function: F) -> F:
+    """--backend NAME, and --framework, its hidden old name."""
+    function = click.option("--framework", "framework", metavar="NAME", hidden=True)(function)
+    function = click.option(
+        "--backend",
+        "backend",
+        metavar="NAME",
+        help="the backend to use (default: the installed one that recognises the model)",
+    )(function)
+    return function
+
+
+def _chosen_backend(backend: str | None, framework: str | None) -> str | None:
+    if backend and framework and backend != framework:
+        raise click.UsageError("--framework is the old name of --backend: give one of them")
+    return backend or framework
+
+
+_INPUT_OPTIONS = [
+    click.option(
+        "--input-shape",
+        "shapes",
+        type=flags.SHAPE,
+        multiple=True,
+        metavar="SHAPE",
+        help="random inputs of this shape, batch first (1x3x224x224); the first dimension "
+        "becomes each config's batch size; repeat for models of several inputs",
+    ),
+    click.option(
+        "--dtype",
+        "dtypes",
+        type=flags.DTYPE,
+        multiple=True,
+        metavar="DTYPE",
+        help="dtype of the random inputs (default float32); once for all, or once per shape",
+    ),
+    click.option(
+        "--inputs",
+        "inputs_file",
+        metavar="FILE",
+        help="arrays from a file (.npz, or a backend's format such as .pt), one per model "
+        "input, batch first; each config takes the first batch-size rows",
+    ),
+]
+
+
+def _input_options(function: F) -> F:
+    for decorator in reversed(_INPUT_OPTIONS):
+        function = decorator(function)
+    return function
+
+
+@_command(
+    "compile",
+    "compile a model once per batch size (and cast mode) and write a model index",
+    "neuronperf compile torchvision.models:resnet18 --input-shape 1x3x224x224 "
+    "--batch-sizes 1,8 --device cpu --out models",
+    "MODEL: package.module:factory or path/to/file.py:factory (a class or function is called "
+    "without arguments), or a saved model file its backend reads (PyTorch: .pt2).",
+)
+@click.argument("model", metavar="MODEL")
+@flags.keyword_options("compile")
+@_input_options
+@_backend_option
+@flags.json_option("print the model index as JSON")
+def compile_command(
+    model: str,
+    options: dict[str, Any],
+    shapes: tuple[tuple[int, ...], ...],
+    dtypes: tuple[str, ...],
+    inputs_file: str | None,
+    backend: str | None,
+    framework: str | None,
+    as_json: bool,
+) -> int:
+    return commands.compile_(
+        model,
+        options,
+        shapes=shapes,
+        dtypes=dtypes,
+        inputs_file=inputs_file,
+        backend_name=_chosen_backend(backend, framework),
+        as_json=as_json,
+    )
+
+
+@_command(
+    "benchmark",
+    "measure latency and throughput of a model index or model file over a sweep",
+    "neuronperf benchmark models/resnet18.json --input-shape 1x3x224x224 "
+    "--duration 10 --n-models 1,2 --workers-per-model 1,2",
+    INDEX_OR_MODEL,
+)
+@click.argument("model", metavar="INDEX_OR_MODEL")
+@flags.keyword_options("benchmark")
+@_input_options
+@_backend_option
+@flags.json_option("print the reports and file paths as JSON")
+def benchmark_command(
+    model: str,
+    options: dict[str, Any],
+    shapes: tuple[tuple[int, ...], ...],
+    dtypes: tuple[str, ...],
+    inputs_file: str | None,
+    backend: str | None,
+    framework: str | None,
+    as_json: bool,
+) -> int:
+    return commands.benchmark(
+        model,
+        options,
+        shapes=shapes,
+        dtypes=dtypes,
+        inputs_file=inputs_file,
+        backend_name=_chosen_backend(backend, framework),
+        as_json=as_json,
+    )
+
+
+@_command(
+    "evaluate",
+    "score a model index or model file on a dataset with metrics",
+    "neuronperf evaluate models/resnet18.json --dataset val.npz --metrics accuracy,topk_5",
+    f"{INDEX_OR_MODEL} Without --metrics, the score is accuracy. Every record is scored once "
+    "per batch size.",
+)
+@click.argument("model", metavar="INDEX_OR_MODEL")
+@click.option(
+    "--dataset", required=True, metavar="DATA",
+    help="a file of arrays (*inputs, target), one row per record (.npz, or a backend's "
+    "format such as .pt), or package.module:factory returning a dataset",
+)  # fmt: skip
+@flags.keyword_options("evaluate")
+@_backend_option
+@flags.json_option("print the reports and file paths as JSON")
+def evaluate_command(
+    model: str,
+    dataset: str,
+    options: dict[str, Any],
+    backend: str | None,
+    framework: str | None,
+    as_json: bool,
+) -> int:
+    return commands.evaluate(
+        model,
+        options,
+        dataset=dataset,
+        backend_name=_chosen_backend(backend, framework),
+        as_json=as_json,
+    )
+
+
+@_command(
+    "report",
+    "show a results file; with two, compare them config by config",
+    "neuronperf report old.json new.json --fail-if-slower 5",
+)
+@click.argument("results", nargs=-1, required=True, metavar="RESULTS.json [NEW.json]")
+@click.option("--sort-by", metavar="FIELD", help="a report field (default: throughput_peak)")
+@click.option("--cols", type=flags.NAMES, metavar="F,...", help="the report fields to show")
+@click.option("--plot", metavar="FILE.png", help="also draw the reports (one file)")
+@click.option(
+    "--noise", type=flags.NUMBER, default=5.0, show_default=True, metavar="PCT",
+    help="changes within PCT% count as noise",
+)  # fmt: skip
+@click.option(
+    "--fail-if-slower", type=flags.NUMBER, metavar="PCT",
+    help="exit 1 when a config's throughput fell, or its p50 latency rose, by over PCT%, "
+    "or a config that finished before failed or is missing",
+)  # fmt: skip
+@flags.verbosity_options
+@flags.json_option("print the reports (or the comparison) as JSON")
+def report_command(
+    results: tuple[str, ...],
+    sort_by: str | None,
+    cols: list[str] | None,
+    plot: str | None,
+    noise: float,
+    fail_if_slower: float | None,
+    verbosity: int,
+    as_json: bool,
+) -> int:
+    return commands.report(
+        results,
+        sort_by=sort_by,
+        cols=cols,
+        plot=plot,
+        noise=noise,
+        fail_if_slower=fail_if_slower,
+        as_json=as_json,
+    )
+
+
+@_command(
+    "plugins",
+    "list installed plugins, what they provide and whether they loaded",
+    "neuronperf plugins --json",
+)
+@flags.verbosity_options
+@flags.json_option("print the plugins as JSON")
+@click.pass_context
+def plugins_command(ctx: click.Context, verbosity: int, as_json: bool) -> int:
+    group = ctx.parent.command if ctx.parent is not None else None
+    if isinstance(group, NeuronperfGroup):
+        group.add_plugin_commands()  # so that the table shows the commands plugins add
+    return commands.plugins(as_json=as_json)
+
+
+@_command("metrics", "list the available evaluation metrics", "neuronperf metrics --json")
+@flags.verbosity_options
+@flags.json_option("print the metrics as JSON")
+def metrics_command(verbosity: int, as_json: bool) -> int:
+    return commands.metrics(as_json=as_json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.verbosity = _logging(args.verbose, args.quiet)
-    _Interrupted.seen = False
-    previous = signal.signal(signal.SIGINT, _Interrupted.handler)
+    """Run ``neuronperf`` with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        status: int = args.run(args)
-    except KeyboardInterrupt:
-        print(f"neuronperf {args.command}: interrupted", file=sys.stderr)
+        status = cli.main(args=args, prog_name="neuronperf", standalone_mode=False)
+    except click.exceptions.Abort:  # Ctrl-C before a command ran
+        print("neuronperf: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except NeuronPerfError as exc:  # the user can act on it: one line, no traceback
-        if args.verbose:
-            traceback.print_exc()
-        print(f"neuronperf {args.command}: error: {exc}", file=sys.stderr)
+    except click.ClickException as exc:  # usage errors: 2
+        exc.show()
+        return exc.exit_code
+    except NeuronPerfError as exc:  # loading plugins failed in strict mode, say
+        print(f"neuronperf: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # `neuronperf metrics | head`: the reader left, nothing is wrong
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
-        return EXIT_OK
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if _Interrupted.seen:
-        print(f"neuronperf {args.command}: interrupted; what finished is saved", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return status
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    return status if isinstance(status, int) else EXIT_OK

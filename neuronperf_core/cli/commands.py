@@ -1,26 +1,42 @@
-"""What each ``neuronperf`` command does. Each takes the parsed arguments and returns the exit
-status; reports and tables go to stdout, progress and warnings to stderr."""
+"""What each core ``neuronperf`` command does, once click has parsed its arguments.
+
+Each function returns the exit status; tables and paths go to stdout, progress and
+warnings to stderr. ``compile``, ``benchmark`` and ``evaluate`` call
+``neuronperf_core.api`` with the backend that owns the model. Heavy modules (numpy, the
+engine, reporting) are imported inside the functions, so ``neuronperf --help`` stays fast.
+"""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import inspect
 import json
 import sys
-import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from neuronperf_core import model_index
 from neuronperf_core.cli import sources
-from neuronperf_core.cli.sources import Framework, UsageError
-from neuronperf_core.reporting import SUMMARY_COLS, print_reports, write_csv
+from neuronperf_core.cli.sources import UsageError
+
+if TYPE_CHECKING:
+    from neuronperf_core.backend import Backend
 
 FAILED = 1
 REPORT_KEYS = {"batch_size", "n_models", "workers_per_model", "status"}  # in every report
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, allow_nan=False))
+
+
+def print_files(files: Mapping[str, Any]) -> None:
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+
+
+def all_finished(reports: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(reports) and all(r.get("status") == "finished" for r in reports)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -30,11 +46,12 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _all_finished(reports: list[dict[str, Any]]) -> bool:
-    return bool(reports) and all(r.get("status") == "finished" for r in reports)
+def _default(options_type: type[Any], name: str) -> Any:
+    """A keyword's declared default (``neuronperf_core.options``)."""
+    return next(f.default for f in dataclasses.fields(options_type) if f.name == name)
 
 
-def _folder(text: str, what: str) -> Path:
+def _folder(text: Any, what: str) -> Path:
     """An output folder, created if missing; a clear error when it cannot be."""
     path = Path(text)
     if path.exists() and not path.is_dir():
@@ -49,126 +66,140 @@ def _folder(text: str, what: str) -> Path:
 # -- inputs ---------------------------------------------------------------------------------
 
 
-def _inputs(args: argparse.Namespace, fw: Framework, batch_sizes: list[int] | None) -> list[Any]:
+def _inputs(
+    shapes: Sequence[tuple[int, ...]],
+    dtypes: Sequence[str],
+    inputs_file: str | None,
+    backend: Backend,
+    batch_sizes: list[int] | None,
+) -> list[Any]:
     """One model input per batch size, from --input-shape/--dtype or --inputs."""
-    if args.inputs and args.input_shape:
+    if inputs_file and shapes:
         raise UsageError("give either --inputs FILE or --input-shape, not both")
-    if args.inputs:
-        if args.dtype:
+    if inputs_file:
+        if dtypes:
             raise UsageError("--dtype applies to --input-shape; a --inputs file has its dtypes")
-        path = sources.existing_path(args.inputs, "--inputs file")
-        return sources.sliced_inputs(sources.read_arrays(path, fw), batch_sizes, path)
-    if not args.input_shape:
+        path = sources.existing_path(inputs_file, "--inputs file")
+        return sources.sliced_inputs(sources.read_arrays(path, backend), batch_sizes, path)
+    if not shapes:
         raise UsageError(
             "the model needs inputs: give --input-shape 1x3x224x224 (random values of that "
             "shape, batch first; add --dtype) or --inputs FILE (.npz arrays, batch first)"
         )
-    return sources.random_inputs(args.input_shape, args.dtype or ["float32"], batch_sizes)
+    return sources.random_inputs(shapes, dtypes or ["float32"], batch_sizes)
 
 
-def _model_path(text: str, fw_name: str | None) -> tuple[Path, Framework, str]:
-    """An index or model file, the framework that loads it, and the model's name."""
+def _model_path(text: str, chosen: str | None) -> tuple[Path, Backend, str]:
+    """An index or model file, the backend that runs it, and the model's name."""
+    from neuronperf_core import model_index
+
     path = sources.existing_path(text, "INDEX_OR_MODEL")
     name = path.stem
     if path.suffix == ".json":
         name = model_index.load(path)["model_name"]  # a malformed index fails here, clearly
-    fw = sources.framework_for(str(path), str(path), fw_name)
-    return path, fw, name
+    return path, sources.backend_for(str(path), str(path), chosen), name
 
 
-def _index_batch_sizes(path: Path, chosen: list[int] | None) -> list[int] | None:
-    """The batch sizes to run: the index's finished ones (those chosen), or None for one
-    model file without --batch-sizes (the framework knows its batch size)."""
+def _batch_sizes(path: Path, options: Mapping[str, Any]) -> list[int] | None:
+    """The batch sizes to run, in order: those of the index's finished configs that the
+    options select; for one model file, --batch-sizes (None: the file knows its own)."""
+    from neuronperf_core import model_index
+
+    chosen = options.get("batch_sizes")
     if path.suffix != ".json":
         return chosen
-    configs = model_index.load(path)["model_configs"]
-    compiled = list(dict.fromkeys(c["batch_size"] for c in configs if c["status"] == "finished"))
-    if not compiled:
+    index = model_index.load(path)
+    finished = model_index.filter(index, status="finished")["model_configs"]
+    if not finished:
         raise UsageError(f"{path} holds no finished configs: compile the model again")
+    compiled = list(dict.fromkeys(c["batch_size"] for c in finished))
     missing = sorted(set(chosen or []) - set(compiled))
     if missing:
         raise UsageError(
             f"--batch-sizes {','.join(map(str, missing))} not in {path}, which has "
             f"{','.join(map(str, compiled))}"
         )
-    return [b for b in compiled if chosen is None or b in chosen]
+    selected = model_index.filter(
+        index,
+        status="finished",
+        batch_size=chosen,
+        pipeline_size=options.get("pipeline_sizes"),
+        cast_mode=options.get("cast_modes"),
+    )["model_configs"]
+    if not selected:
+        held = ", ".join(
+            f"(batch {c['batch_size']}, pipeline {c['pipeline_size']}, cast {c['cast_mode']})"
+            for c in finished
+        )
+        raise UsageError(
+            f"no finished config of {path} matches the --batch-sizes, --pipeline-sizes and "
+            f"--cast-modes given; it holds {held}"
+        )
+    return list(dict.fromkeys(c["batch_size"] for c in selected))
 
 
-def _results_stem(args: argparse.Namespace, name: str) -> Path:
-    folder = _folder(args.output_dir, "--output-dir")
-    return folder / f"{name}.results-{time.strftime('%Y%m%d-%H%M%S')}"
+def _results_file(options: dict[str, Any], name: str) -> Path:
+    """The results JSON this run writes (checked, its folder created), taken out of
+    ``options`` as a path the API writes to."""
+    from neuronperf_core import files
+    from neuronperf_core.options import BenchmarkOptions
 
-
-def _with(stem: Path, suffix: str) -> str:
-    return f"{stem}{suffix}"  # not with_suffix(): the stem ends in ".results-<time>"
-
-
-def _print_files(files: dict[str, str]) -> None:
-    for kind, path in files.items():
-        print(f"{kind}: {path}")
+    results_file = options.pop("results_file", None)
+    results_dir = options.pop("results_dir", _default(BenchmarkOptions, "results_dir"))
+    if results_file is None:
+        _folder(results_dir, "--output-dir")
+    path = files.results_path(results_dir, results_file, options.get("model_name") or name)
+    assert path is not None  # a folder or a file was given
+    return path
 
 
 # -- commands -------------------------------------------------------------------------------
 
 
-def demo(args: argparse.Namespace) -> int:
-    fw = sources.framework(args.framework)
-    run = fw.need("demo")
-    result: dict[str, Any] = run(
-        args.output_dir, quick=args.quick, device_type=args.device, verbosity=args.verbosity
-    )
-    if args.json:
-        _print_json(result)
-    else:
-        print(f"benchmark on {result['device_type']}:")
-        print_reports(result["benchmark"])
-        evaluation = result["evaluation"]
-        known = sources.registered_metrics()
-        metrics = [k for k in evaluation[0] if k in known] if evaluation else []
-        print("\nevaluation on the held-out split:")
-        print_reports(evaluation, cols=["batch_size", *metrics], sort_by=None)
-        print()
-        _print_files(result["files"])
-    finished = _all_finished(result["benchmark"]) and _all_finished(result["evaluation"])
-    return 0 if finished else FAILED
+def compile_(
+    model: str,
+    options: dict[str, Any],
+    *,
+    shapes: Sequence[tuple[int, ...]],
+    dtypes: Sequence[str],
+    inputs_file: str | None,
+    backend_name: str | None,
+    as_json: bool,
+) -> int:
+    from neuronperf_core import api, files, model_index
+    from neuronperf_core.options import CompileOptions
 
-
-def compile_(args: argparse.Namespace) -> int:
-    if sources.is_object_spec(args.model):
-        target: Any = sources.load_object(args.model, "MODEL")
-        name = args.name or args.model.rpartition(":")[2]
-        fw = sources.framework_for(target, args.model, args.framework)
-        model = target
+    target: Any
+    if sources.is_object_spec(model):
+        target = sources.load_object(model, "MODEL")
+        name = model.rpartition(":")[2]
+        backend = sources.backend_for(target, model, backend_name)
     else:
-        path = sources.existing_path(args.model, "MODEL")
-        name = args.name or path.stem
-        fw = sources.framework_offering("read_model", str(path), args.framework)
-        model = fw.need("read_model")(path)
-    batch_sizes = args.batch_sizes or [1]
-    inputs = _inputs(args, fw, batch_sizes)
-    out = _folder(args.out, "--out")
+        path = sources.existing_path(model, "MODEL")
+        name = path.stem
+        backend = sources.backend_reading(path, backend_name)
+        target = None
+    name = files.safe_name(options.pop("model_name", None) or name, "--name")
+    inputs = _inputs(shapes, dtypes, inputs_file, backend, options.get("batch_sizes"))
+    out = _folder(options.pop("models_dir", _default(CompileOptions, "models_dir")), "--out")
     index_file = out / f"{name}.json"
     if index_file.exists():  # never overwrite what an earlier compile wrote
         raise UsageError(f"{index_file} exists: choose another --name or --out, or remove it")
-    options: dict[str, Any] = {"device_type": args.device} if args.device else {}
-    written = fw.module.compile(
-        model,
+    if target is None:
+        target = backend.read_model(path)
+    written = api.compile(
+        backend,
+        target,
         inputs,
-        batch_sizes=batch_sizes,
-        pipeline_sizes=args.pipeline_sizes,
-        cast_modes=args.cast_modes,
-        models_dir=str(out),
+        models_dir=out,
         model_name=name,
-        filename=str(index_file),
-        compiler_args=args.compiler_args,
-        compiler_target=args.compiler_target,
-        verbosity=args.verbosity,
+        filename=index_file,
         **options,
     )
     index = model_index.load(written)
     configs = index["model_configs"]
-    if args.json:
-        _print_json({"index": str(Path(written).resolve()), "model_index": index})
+    if as_json:
+        print_json({"index": str(Path(written).resolve()), "model_index": index})
     else:
         rows = [
             [
@@ -187,77 +218,81 @@ def compile_(args: argparse.Namespace) -> int:
     return 0 if all(c["status"] == "finished" for c in configs) else FAILED
 
 
-def benchmark(args: argparse.Namespace) -> int:
-    path, fw, name = _model_path(args.model, args.framework)
-    batch_sizes = _index_batch_sizes(path, args.batch_sizes)
-    inputs = _inputs(args, fw, batch_sizes)
-    stem = _results_stem(args, name)
-    reports = fw.module.benchmark(
-        str(path),
-        inputs,
-        batch_sizes=batch_sizes,
-        duration=args.duration,
-        n_models=args.n_models,
-        workers_per_model=args.workers_per_model,
-        device_type=args.device,
-        cost_per_hour=args.cost_per_hour,
-        max_infers=args.max_infers,
-        verbosity=args.verbosity,
-        results_file=_with(stem, ".json"),
-    )
-    return _finish(args, reports, stem, SUMMARY_COLS, "throughput_peak")
+def benchmark(
+    model: str,
+    options: dict[str, Any],
+    *,
+    shapes: Sequence[tuple[int, ...]],
+    dtypes: Sequence[str],
+    inputs_file: str | None,
+    backend_name: str | None,
+    as_json: bool,
+) -> int:
+    from neuronperf_core import api
+    from neuronperf_core.reporting import SUMMARY_COLS
+
+    path, backend, name = _model_path(model, backend_name)
+    sizes = _batch_sizes(path, options)
+    inputs = _inputs(shapes, dtypes, inputs_file, backend, sizes)
+    results = _results_file(options, name)
+    options["batch_sizes"] = sizes
+    reports = api.benchmark(backend, str(path), inputs, results_file=results, **options)
+    return _finish(reports, results, list(SUMMARY_COLS), "throughput_peak", as_json)
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    path, fw, name = _model_path(args.model, args.framework)
-    batch_sizes = _index_batch_sizes(path, args.batch_sizes)
-    if sources.is_object_spec(args.dataset):
-        dataset = sources.load_object(args.dataset, "--dataset")
+def evaluate(
+    model: str,
+    options: dict[str, Any],
+    *,
+    dataset: str,
+    backend_name: str | None,
+    as_json: bool,
+) -> int:
+    from neuronperf_core import api
+
+    path, backend, name = _model_path(model, backend_name)
+    _batch_sizes(path, options)  # what the options select exists, before the dataset loads
+    data: Any
+    if sources.is_object_spec(dataset):
+        data = sources.load_object(dataset, "--dataset")
     else:
-        data_path = sources.existing_path(args.dataset, "--dataset file")
-        arrays = sources.read_arrays(data_path, fw)
-        dataset = fw.need("dataset_from_arrays")(arrays)
-    metrics = sources.metric_names(args.metrics)
-    stem = _results_stem(args, name)
-    reports = fw.module.evaluate(
-        str(path),
-        dataset,
-        metrics=metrics,
-        eval_target_col=args.target_col,
-        batch_sizes=batch_sizes,
-        device_type=args.device,
-        max_infers=args.max_infers,
-        verbosity=args.verbosity,
-        results_file=_with(stem, ".json"),
-    )
-    cols = ["batch_size", *metrics, "total_infs", "model_filename"]
-    return _finish(args, reports, stem, cols, None)
+        data_path = sources.existing_path(dataset, "--dataset file")
+        data = backend.dataset_from_arrays(sources.read_arrays(data_path, backend))
+    results = _results_file(options, name)
+    metrics = options.pop("eval_metrics", None)
+    given = {"metrics": metrics} if metrics else {}  # else the API's default metric
+    reports = api.evaluate(backend, str(path), data, results_file=results, **given, **options)
+    names = metrics or [inspect.signature(api.evaluate).parameters["metrics"].default]
+    cols = ["batch_size", *names, "total_infs", "model_filename"]
+    return _finish(reports, results, cols, None, as_json)
 
 
 def _finish(
-    args: argparse.Namespace,
     reports: list[dict[str, Any]],
-    stem: Path,
-    cols: Any,
+    results: Path,
+    cols: list[str],
     sort_by: str | None,
+    as_json: bool,
 ) -> int:
     """Write the CSV beside the JSON the engine kept up to date; show the reports."""
+    from neuronperf_core.reporting import print_reports, write_csv
+
     files = {}
     if reports:
         files = {
-            "json": str(Path(_with(stem, ".json")).resolve()),
-            "csv": str(Path(write_csv(reports, _with(stem, ".csv"))).resolve()),
+            "json": str(results.resolve()),
+            "csv": str(Path(write_csv(reports, results.with_suffix(".csv"))).resolve()),
         }
-    if args.json:
-        _print_json({"reports": reports, "files": files})
+    if as_json:
+        print_json({"reports": reports, "files": files})
     elif not reports:
         print("no config finished")
     else:
-        failed = not _all_finished(reports)
+        failed = not all_finished(reports)
         print_reports(reports, cols=[*cols, "status"] if failed else cols, sort_by=sort_by)
         print()
-        _print_files(files)
-    return 0 if _all_finished(reports) else FAILED  # the engine logged each failure
+        print_files(files)
+    return 0 if all_finished(reports) else FAILED  # the engine logged each failure
 
 
 def _read_reports(text: str) -> list[dict[str, Any]]:
@@ -280,51 +315,61 @@ def _read_reports(text: str) -> list[dict[str, Any]]:
     return data
 
 
-def report(args: argparse.Namespace) -> int:
-    if len(args.results) > 2:
-        raise UsageError(f"give one results file, or two to compare; got {len(args.results)}")
-    runs = [_read_reports(text) for text in args.results]
+def report(
+    results: Sequence[str],
+    *,
+    sort_by: str | None,
+    cols: list[str] | None,
+    plot: str | None,
+    noise: float,
+    fail_if_slower: float | None,
+    as_json: bool,
+) -> int:
+    if len(results) > 2:
+        raise UsageError(f"give one results file, or two to compare; got {len(results)}")
+    runs = [_read_reports(text) for text in results]
     if len(runs) == 1:
-        if args.fail_if_slower is not None:
+        if fail_if_slower is not None:
             raise UsageError("--fail-if-slower compares two runs: give OLD.json NEW.json")
         reports = runs[0]
-        if args.json:
-            _print_json(reports)
+        if as_json:
+            print_json(reports)
         else:
-            sort_by = args.sort_by or "throughput_peak"
-            print_reports(reports, cols=args.cols or SUMMARY_COLS, sort_by=sort_by)
-        if args.plot:
+            from neuronperf_core.reporting import SUMMARY_COLS, print_reports
+
+            print_reports(reports, cols=cols or SUMMARY_COLS, sort_by=sort_by or "throughput_peak")
+        if plot:
             from neuronperf_core.plots import plot_reports
 
-            written = plot_reports(reports, args.plot, title=Path(args.results[0]).name)
-            print(f"plot: {Path(written).resolve()}", file=sys.stderr if args.json else sys.stdout)
+            written = plot_reports(reports, plot, title=Path(results[0]).name)
+            print(f"plot: {Path(written).resolve()}", file=sys.stderr if as_json else sys.stdout)
         return 0
-    if args.plot or args.cols or args.sort_by:
+    if plot or cols or sort_by:
         raise UsageError("--plot, --cols and --sort-by apply to one results file, not a comparison")
     from neuronperf_core.compare import compare_reports, format_comparison
 
-    comparison = compare_reports(runs[0], runs[1], noise_pct=args.noise)
-    if args.json:
-        _print_json(comparison.to_dict())
+    comparison = compare_reports(runs[0], runs[1], noise_pct=noise)
+    if as_json:
+        print_json(comparison.to_dict())
     else:
         print(format_comparison(comparison))
-    if args.fail_if_slower is None:
+    if fail_if_slower is None:
         return 0
-    slower = comparison.slower(args.fail_if_slower)
+    slower = comparison.slower(fail_if_slower)
     for row in slower:
-        print(f"slower by over {args.fail_if_slower:g}%: {row.label}", file=sys.stderr)
+        print(f"slower by over {fail_if_slower:g}%: {row.label}", file=sys.stderr)
     missing = [c for c in comparison.only_old if c.status == "finished"]
     for config in missing:
         print(f"missing from the new run: {config.label}", file=sys.stderr)
     return FAILED if slower or missing else 0
 
 
-def plugins(args: argparse.Namespace) -> int:
+def plugins(*, as_json: bool) -> int:
     from neuronperf_core.plugins import get_host
 
     found = [p.to_dict() for p in get_host().plugins]
-    if args.json:
-        _print_json(found)
+    if as_json:
+        print_json(found)
         return 0
     rows = []
     for p in found:
@@ -345,11 +390,11 @@ def plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def metrics(args: argparse.Namespace) -> int:
+def metrics(*, as_json: bool) -> int:
     from neuronperf_core.metrics.registry import list_metrics, metric_table
 
-    if args.json:
-        _print_json(metric_table())
+    if as_json:
+        print_json(metric_table())
     else:
         list_metrics()
     return 0

@@ -1,7 +1,9 @@
-"""What the command line's arguments name: models, frameworks, input arrays, datasets, metrics.
+"""What the command line's arguments name: models, backends, input arrays and datasets.
 
 Everything here checks its argument and fails with a ``UsageError`` that says
 what was wrong and what to write instead, before any model is compiled or loaded.
+Imports nothing heavy at module level (numpy inside the functions that need it), and
+never the user package ``neuronperf``: only ``neuronperf_core``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import inspect
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from neuronperf_core.errors import NeuronPerfError
+
+if TYPE_CHECKING:
+    from neuronperf_core.backend import Backend
 
 # numpy names the command line accepts for random inputs; bfloat16 is a cast mode, not an
 # input dtype (numpy has none): models compiled with --cast-modes bf16 take float32 inputs.
@@ -35,7 +37,7 @@ class UsageError(NeuronPerfError, ValueError):
 
 
 def positive_int_list(text: str) -> list[int]:
-    """``"1,8,32"`` -> ``[1, 8, 32]`` (an argparse ``type``)."""
+    """``"1,8,32"`` -> ``[1, 8, 32]`` (a click type: ``flags``)."""
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -48,7 +50,7 @@ def positive_int_list(text: str) -> list[int]:
 
 
 def name_list(text: str) -> list[str]:
-    """``"fp32,bf16"`` -> ``["fp32", "bf16"]`` (an argparse ``type``)."""
+    """``"fp32,bf16"`` -> ``["fp32", "bf16"]`` (a click type: ``flags``)."""
     values = [part.strip() for part in text.split(",") if part.strip()]
     if not values:
         raise ValueError(f"expected names separated by commas, got {text!r}")
@@ -56,7 +58,7 @@ def name_list(text: str) -> list[str]:
 
 
 def shape(text: str) -> tuple[int, ...]:
-    """``"1x3x224x224"`` -> ``(1, 3, 224, 224)`` (an argparse ``type``)."""
+    """``"1x3x224x224"`` -> ``(1, 3, 224, 224)`` (a click type: ``flags``)."""
     try:
         dims = tuple(int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -69,14 +71,14 @@ def shape(text: str) -> tuple[int, ...]:
 
 
 def dtype(text: str) -> str:
-    """A numpy dtype name from ``DTYPES`` (an argparse ``type``)."""
+    """A numpy dtype name from ``DTYPES`` (a click type: ``flags``)."""
     if text not in DTYPES:
         hint = " (bfloat16 is a cast mode: compile with --cast-modes bf16)" if "bf" in text else ""
         raise ValueError(f"unsupported dtype {text!r}{hint}; use one of {', '.join(DTYPES)}")
     return text
 
 
-# -- models and frameworks ------------------------------------------------------------------
+# -- models and backends --------------------------------------------------------------------
 
 
 def is_object_spec(spec: str) -> bool:
@@ -135,89 +137,65 @@ def existing_path(text: str, what: str) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class Framework:
-    name: str
-    module: ModuleType
-    distribution: str | None
-
-    def need(self, function: str) -> Any:
-        """The framework module's ``function``, or a clear error when it does not offer it."""
-        value = getattr(self.module, function, None)
-        if value is None:
-            raise UsageError(
-                f"the {self.name!r} framework ({self.distribution or 'a plugin'}) does not offer "
-                f"{function}() to the command line; use it from Python, or upgrade the plugin"
-            )
-        return value
-
-
-def installed_frameworks() -> list[tuple[str, str | None]]:
-    """(name, distribution) of every framework the plugins registered; imports nothing heavy."""
+def backend_named(name: str) -> Backend:
+    """The installed backend ``name`` (``--backend``)."""
     from neuronperf_core.plugins import get_host
 
-    host = get_host()
-    providers = {p.name: p.distribution for p in host.plugins}
-    return [(entry.name, providers.get(entry.provider)) for entry in host.frameworks]
+    backends = get_host().backends
+    if name not in backends:
+        known = ", ".join(e.name for e in backends) or "none"
+        raise UsageError(f"no backend {name!r} is installed (installed: {known}); {_hint()}")
+    return backends.get(name).value
 
 
-def framework(name: str) -> Framework:
-    from neuronperf import framework as import_framework
-
-    found = dict(installed_frameworks())
-    if name not in found:
-        raise UsageError(f"no framework {name!r} is installed; {_frameworks_hint()}")
-    return Framework(name, import_framework(name), found[name])
-
-
-def framework_for(target: Any, what: str, chosen: str | None) -> Framework:
-    """The framework that takes ``target`` (a path or a model object): ``chosen`` when
-    given, else the installed framework whose ``owns(target)`` says yes."""
+def backend_for(target: Any, what: str, chosen: str | None) -> Backend:
+    """The backend that takes ``target`` (a path or a model object): ``chosen`` when given,
+    else the installed backend whose ``owns(target)`` says yes."""
     if chosen is not None:
-        return framework(chosen)
-    names = [name for name, _ in installed_frameworks()]
-    if not names:
-        raise UsageError(f"no framework plugin is installed; {_frameworks_hint()}")
-    owners = []
-    for name in names:
-        fw = framework(name)
-        owns = getattr(fw.module, "owns", None)
-        if owns is None or owns(target):
-            owners.append(fw)
+        return backend_named(chosen)
+    backends = _installed()
+    if not backends:
+        raise UsageError(f"no framework plugin is installed; {_hint()}")
+    owners = [b for b in backends if b.owns(target)]
     if len(owners) == 1:
         return owners[0]
     if not owners:
+        names = ", ".join(b.name for b in backends)
         raise UsageError(
-            f"no installed framework plugin can load {what} ({', '.join(names)} said no); "
-            f"{_frameworks_hint()}"
+            f"no installed framework plugin can load {what} ({names} said no); {_hint()}"
         )
     raise UsageError(
-        f"several frameworks can load {what} ({', '.join(f.name for f in owners)}): "
-        "choose one with --framework"
+        f"several backends can load {what} ({', '.join(b.name for b in owners)}): choose one "
+        "with --backend"
     )
 
 
-def framework_offering(function: str, path: str, chosen: str | None) -> Framework:
-    """The framework to call ``function`` on ``path`` with: ``chosen``; else of the installed
-    frameworks that offer it, the one that owns ``path``, or the only one."""
+def backend_reading(path: Path, chosen: str | None) -> Backend:
+    """The backend to read the saved model ``path`` with: ``chosen``; else the one that owns
+    it, or the only one installed (its own error says best what it cannot read)."""
     if chosen is not None:
-        return framework(chosen)
-    able = [framework(name) for name, _ in installed_frameworks()]
-    able = [fw for fw in able if hasattr(fw.module, function)]
-    owners = [fw for fw in able if getattr(fw.module, "owns", lambda _: False)(path)]
+        return backend_named(chosen)
+    backends = _installed()
+    owners = [b for b in backends if b.owns(path)]
     if len(owners) == 1:
         return owners[0]
-    if len(able) == 1:
-        return able[0]  # its own error says best what it cannot read
-    if not able:
-        raise UsageError(f"no installed framework plugin can read {path}; {_frameworks_hint()}")
+    if len(backends) == 1:
+        return backends[0]
+    if not backends:
+        raise UsageError(f"no framework plugin is installed to read {path}; {_hint()}")
     raise UsageError(
-        f"several frameworks could read {path} ({', '.join(f.name for f in owners or able)}): "
-        "choose one with --framework"
+        f"{'several' if owners else 'no'} installed backends can read {path} "
+        f"({', '.join(b.name for b in owners or backends)}): choose one with --backend"
     )
 
 
-def _frameworks_hint() -> str:
+def _installed() -> list[Backend]:
+    from neuronperf_core.plugins import get_host
+
+    return [entry.value for entry in get_host().backends]
+
+
+def _hint() -> str:
     return (
         "framework plugins come from their own distributions (PyTorch: pip install "
         "neuronperf-torch); `neuronperf plugins` lists what is installed and what failed to load"
@@ -227,10 +205,12 @@ def _frameworks_hint() -> str:
 # -- arrays: inputs and datasets ------------------------------------------------------------
 
 
-def read_arrays(path: Path, fw: Framework | None) -> list[Any]:
-    """The arrays of an input or dataset file: ``.npz`` here (file order), other formats
-    (``.pt``) by the framework."""
+def read_arrays(path: Path, backend: Backend | None) -> list[Any]:
+    """The arrays of an input or dataset file: ``.npz`` here (file order, never unpickled),
+    other formats (``.pt``) by the backend."""
     if path.suffix == ".npz":
+        import numpy as np
+
         try:
             with np.load(path, allow_pickle=False) as data:  # never unpickle a data file
                 keys = list(data.files)
@@ -246,10 +226,9 @@ def read_arrays(path: Path, fw: Framework | None) -> list[Any]:
                 "(batch or record) dimension"
             )
         return arrays
-    if fw is None:
-        raise UsageError(f"{path}: only .npz files can be read without a framework")
-    from_framework: list[Any] = fw.need("read_arrays")(path)
-    return from_framework
+    if backend is None:
+        raise UsageError(f"{path}: only .npz files can be read without a framework plugin")
+    return list(backend.read_arrays(path))
 
 
 def random_inputs(
@@ -262,6 +241,8 @@ def random_inputs(
             f"{len(shapes)} --input-shape but {len(dtypes)} --dtype: give one --dtype for all "
             "inputs, or one per --input-shape"
         )
+    import numpy as np
+
     kinds = list(dtypes) * len(shapes) if len(dtypes) == 1 else list(dtypes)
     rng = np.random.default_rng(0)
 
@@ -297,64 +278,3 @@ def sliced_inputs(
         picked = [a if batch is None else a[:batch] for a in arrays]
         inputs.append(picked[0] if len(picked) == 1 else tuple(picked))
     return inputs
-
-
-# -- metrics --------------------------------------------------------------------------------
-
-
-def metric_names(specs: Sequence[str]) -> list[str]:
-    """Registered metric names for ``specs``, registering the parametrised ones.
-
-    ``NAME:KEY=VALUE[:KEY=VALUE]`` is metric NAME built with those keyword arguments
-    (``precision:average=macro``); ``NAME_N`` is NAME built with ``k=N`` when NAME takes
-    ``k`` (``topk_5``: the evaluation guide's naming, as in ``topk_3``).
-    """
-    from neuronperf_core.metrics.registry import get_metric, register_metric_from_existing
-
-    names = []
-    for spec in specs:
-        base, *settings = spec.split(":")
-        options = dict(_option(spec, s) for s in settings)
-        if not options:
-            base, options = _k_shorthand(spec)
-        if options and spec not in registered_metrics():
-            register_metric_from_existing(base, spec, **options)
-        get_metric(spec)  # unknown names fail here, with the closest known names
-        names.append(spec)
-    return names
-
-
-def registered_metrics() -> Any:
-    from neuronperf_core.plugins import get_host
-
-    return get_host().metrics
-
-
-def _k_shorthand(spec: str) -> tuple[str, dict[str, Any]]:
-    base, sep, number = spec.rpartition("_")
-    if not sep or not number.isdigit() or spec in registered_metrics():
-        return spec, {}
-    metrics = registered_metrics()
-    if base not in metrics:
-        return spec, {}
-    if "k" not in inspect.signature(metrics.get(base).value).parameters:
-        return spec, {}
-    return base, {"k": int(number)}
-
-
-def _option(spec: str, setting: str) -> tuple[str, Any]:
-    key, sep, text = setting.partition("=")
-    if not sep or not key.isidentifier():
-        raise UsageError(
-            f"metric {spec!r}: expected NAME:KEY=VALUE settings, like precision:average=macro"
-        )
-    value: Any = text
-    for convert in (int, float):
-        try:
-            value = convert(text)
-            break
-        except ValueError:
-            continue
-    else:
-        value = {"true": True, "false": False, "none": None}.get(text.lower(), text)
-    return key, value
