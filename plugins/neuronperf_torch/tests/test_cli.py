@@ -122,9 +122,29 @@ def test_compile_a_saved_exported_model(cli):
     program = torch.export.export(cli_model(), (torch.randn(1, 16),))
     torch.export.save(program, cli.cwd / "saved.pt2")
     data = cli.json("compile", "saved.pt2", "--input-shape", "1x16", "--device", "cpu",
-                    "--framework", "torch", "--out", "m")  # fmt: skip
+                    "--backend", "torch", "--out", "m")  # fmt: skip
     assert data["model_index"]["model_name"] == "saved"
     assert data["model_index"]["model_configs"][0]["status"] == "finished"
+    again = cli.json("compile", "saved.pt2", "--input-shape", "1x16", "--device", "cpu",
+                     "--out", "m", "--name", "found")  # fmt: skip
+    assert again["model_index"]["model_configs"][0]["status"] == "finished"  # found by owns()
+
+
+def test_demo_is_the_torch_plugins_command(cli):
+    """`neuronperf demo` comes from this plugin's neuronperf_register_commands hook, and
+    registering it imports no torch: `neuronperf --help` stays fast."""
+    result = cli.run("--help")
+    assert result.returncode == 0 and "\n  demo " in result.stdout
+    out = cli.run("demo", "--help").stdout
+    assert "example:\n  neuronperf demo --quick" in out and "--json" in out
+    plugins = {p["name"]: p for p in cli.json("plugins")}
+    assert plugins["torch"]["registered"]["commands"] == ["demo"]
+    imported = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "neuronperf_core.cli", "--help"],
+        cwd=cli.cwd, env=cli.env, capture_output=True, text=True, timeout=60,
+    ).stderr  # fmt: skip
+    assert "neuronperf_torch.demo" in imported
+    assert not [line for line in imported.splitlines() if line.endswith(("| torch", "| numpy"))]
 
 
 def test_user_errors_are_one_line(cli, index):

@@ -30,15 +30,16 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from neuronperf_core import devices as machine
 from neuronperf_torch import devices
 from neuronperf_torch.errors import TorchArgumentError
 from neuronperf_torch.loading import one_thread
+
+if TYPE_CHECKING:
+    import click
+    from torch import nn
 
 logger = logging.getLogger("neuronperf.torch.demo")
 
@@ -104,6 +105,8 @@ def _n_models(device: str, quick: bool) -> list[int]:
     if device == devices.CPU:
         room = machine.cpu_cores()
     elif device == devices.CUDA:
+        import torch
+
         room = torch.cuda.device_count()
     else:
         room = len(devices.neuron_cores())
@@ -154,21 +157,44 @@ def _digits() -> tuple[Any, Any, Any, Any]:
     return x_train, x_test, y_train, y_test
 
 
-class DigitsMLP(nn.Module):
-    """Raw 8x8 digit pixels (0..16), flattened to 64 -> class logits."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(N_FEATURES, N_HIDDEN)
-        self.out = nn.Linear(N_HIDDEN, N_CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Scaling here, not in the data: every caller passes the dataset as it is.
-        logits: torch.Tensor = self.out(torch.relu(self.hidden(x * (1.0 / PIXEL_MAX))))
-        return logits
+_digits_mlp: type[nn.Module] | None = None
 
 
-def _train(x_train: Any, y_train: Any) -> DigitsMLP:
+def _model_class() -> type[nn.Module]:
+    """``DigitsMLP``, defined on first use: this module is imported whenever ``neuronperf``
+    starts (the plugin's commands hook registers ``demo`` from here), so it imports torch
+    only when the demo runs."""
+    global _digits_mlp
+    if _digits_mlp is None:
+        import torch
+        from torch import nn
+
+        class DigitsMLP(nn.Module):
+            """Raw 8x8 digit pixels (0..16), flattened to 64 -> class logits."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.hidden = nn.Linear(N_FEATURES, N_HIDDEN)
+                self.out = nn.Linear(N_HIDDEN, N_CLASSES)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                # Scaling here, not in the data: every caller passes the dataset as it is.
+                logits: torch.Tensor = self.out(torch.relu(self.hidden(x * (1.0 / PIXEL_MAX))))
+                return logits
+
+        DigitsMLP.__qualname__ = "DigitsMLP"  # found as neuronperf_torch.demo.DigitsMLP
+        _digits_mlp = DigitsMLP
+    return _digits_mlp
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DigitsMLP":
+        return _model_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _train(x_train: Any, y_train: Any) -> nn.Module:
+    import torch
     import torch.nn.functional as F
 
     # One intra-op thread: this MLP trains in about 0.5 s on it, while two OpenMP threads on a
@@ -176,7 +202,7 @@ def _train(x_train: Any, y_train: Any) -> DigitsMLP:
     # this thread to slow down the benchmark's workers (see loading.CpuModel).
     with torch.random.fork_rng(devices=[]), one_thread():  # the caller's RNG left alone
         torch.manual_seed(SEED)
-        model = DigitsMLP()
+        model = _model_class()()
         optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
         x, y = torch.from_numpy(x_train), torch.from_numpy(y_train)
         order = torch.Generator().manual_seed(SEED)
@@ -197,14 +223,16 @@ def _cache_file(cache_dir: str | os.PathLike[str] | None) -> Path:
     return Path(os.path.abspath(folder)) / f"demo-{ARCH}.pt"
 
 
-def _load_cached(path: Path) -> DigitsMLP | None:
+def _load_cached(path: Path) -> nn.Module | None:
     """The cached model, or None (missing, or unreadable: logged, then retrained)."""
     if not path.is_file():
         return None
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         with torch.random.fork_rng(devices=[]):  # its initial weights are replaced anyway
-            model = DigitsMLP()
+            model = _model_class()()
         expected = model.state_dict()
         if not isinstance(state, dict) or set(state) != set(expected):
             raise ValueError(f"keys {sorted(state) if isinstance(state, dict) else state!r}")
@@ -227,8 +255,10 @@ def _load_cached(path: Path) -> DigitsMLP | None:
     return model.eval()
 
 
-def _save_cached(model: DigitsMLP, path: Path) -> bool:
+def _save_cached(model: nn.Module, path: Path) -> bool:
     """Write the weights atomically; a cache that cannot be written only costs a retrain."""
+    import torch
+
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +271,9 @@ def _save_cached(model: DigitsMLP, path: Path) -> bool:
     return True
 
 
-def _accuracy(model: DigitsMLP, x: Any, y: Any) -> float:
+def _accuracy(model: nn.Module, x: Any, y: Any) -> float:
+    import torch
+
     with torch.inference_mode(), one_thread():
         predicted = model(torch.from_numpy(x)).argmax(1)
     return float((predicted == torch.from_numpy(y)).float().mean())
@@ -298,6 +330,8 @@ def demo(
         (folder / "models").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TorchArgumentError(f"cannot create output_dir {folder}: {exc}") from exc
+
+    import torch
 
     from neuronperf_core import api
     from neuronperf_core.plots import PlotError, plot_reports
@@ -397,3 +431,56 @@ def demo(
             "evaluation": os.path.abspath(evaluation_file),
         },
     }
+
+
+# -- `neuronperf demo` ----------------------------------------------------------------------
+
+
+def register_demo_command(cli: click.Group) -> None:
+    """Add ``neuronperf demo`` to the command line (the plugin's commands hook)."""
+    import click
+
+    from neuronperf_core.cli import (
+        all_finished,
+        json_option,
+        print_files,
+        print_json,
+        verbosity_options,
+    )
+
+    @cli.command(
+        name="demo",
+        short_help="train, compile, benchmark and evaluate a small digits classifier, end to end",
+        help="Train, compile, benchmark and evaluate a small digits classifier, end to end.\n\n"
+        "Needs pip install 'neuronperf-torch[demo]' (scikit-learn, matplotlib). Writes the "
+        "results JSON and CSV, the evaluation JSON and a PNG plot into --output-dir.",
+        epilog="example:\n  neuronperf demo --quick --output-dir demo-out",
+    )
+    @click.option("--quick", is_flag=True, help="a few seconds per step (for CI)")
+    @click.option(
+        "--output-dir", default="neuronperf-demo", show_default=True, metavar="DIR",
+        help="the folder the files go to",
+    )  # fmt: skip
+    @click.option(
+        "--device",
+        type=click.Choice(devices.DEVICE_TYPES),
+        help="default: neuron when torch-neuronx is installed, else cpu",
+    )
+    @verbosity_options
+    @json_option("print the reports and file paths as JSON")
+    def demo_command(
+        quick: bool, output_dir: str, device: str | None, verbosity: int, as_json: bool
+    ) -> int:
+        from neuronperf_core.reporting import print_reports
+
+        result = demo(output_dir, quick=quick, device_type=device, verbosity=verbosity)
+        if as_json:
+            print_json(result)
+        else:
+            print(f"benchmark on {result['device_type']}:")
+            print_reports(result["benchmark"])
+            print("\nevaluation on the held-out split:")
+            print_reports(result["evaluation"], cols=["batch_size", *METRICS], sort_by=None)
+            print()
+            print_files(result["files"])
+        return 0 if all_finished(result["benchmark"]) and all_finished(result["evaluation"]) else 1
