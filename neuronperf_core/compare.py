@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from neuronperf_core.errors import NeuronPerfError
-from neuronperf_core.plots import config_label
+from neuronperf_core.report_fields import config_label
 
 __all__ = [
     "KEY_FIELDS",

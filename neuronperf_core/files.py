@@ -8,10 +8,10 @@ import string
 import time
 from pathlib import Path
 
-from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.options import OptionError
 
 
-class OutputPathError(NeuronPerfError, ValueError):
+class OutputPathError(OptionError):
     """A name or folder that output files cannot be written under."""
 
 
@@ -29,6 +29,12 @@ def safe_name(name: str, what: str) -> str:
             "empty or hold a path separator. Pass a plain name, e.g. 'resnet50'."
         )
     return name
+
+
+def results_stem(model_name: str) -> str:
+    """``{model_name}.results-YYYYmmdd-HHMMSS``: the name of every results file, less its
+    extension (1.x's naming)."""
+    return f"{model_name}.results-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def results_path(
@@ -56,7 +62,7 @@ def results_path(
             f"results_dir {folder} {what}; create it, or pass results_dir=None to write no "
             "results file."
         )
-    stem = f"{safe_name(model_name, 'model_name')}.results-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = results_stem(safe_name(model_name, "model_name"))
     path = folder / f"{stem}.json"
     n = 1
     while path.exists():  # two runs in one second never share a file

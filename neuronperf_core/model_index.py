@@ -28,16 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
-import string
 from collections.abc import Iterable, Mapping
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
 from neuronperf_core.errors import NeuronPerfError
-from neuronperf_core.files import atomic_write
+from neuronperf_core.files import atomic_write, random_suffix
 
 __all__ = [
     "FORMAT_VERSION",
@@ -137,7 +135,7 @@ def save(
     """
     data, _ = _read(index)
     if filename is None:
-        filename = f"{data['model_name']}_{_random_suffix()}.json"
+        filename = f"{data['model_name']}_{random_suffix()}.json"
     target = Path(root_dir, filename) if root_dir is not None else Path(filename)
     path = _absolute(target)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,11 +349,6 @@ def _real(path: Path) -> Path:
 
 
 # ---------------------------------------------------------------- writing
-
-
-def _random_suffix() -> str:
-    # secrets, not random: a script that seeds random must not get the same names each run.
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
 def _to_json(data: IndexDict, path: Path) -> str:

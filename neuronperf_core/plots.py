@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from neuronperf_core.errors import NeuronPerfError
 from neuronperf_core.files import atomic_write
+from neuronperf_core.report_fields import PERCENTILES, config_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -50,30 +51,11 @@ DPI: Final[int] = 100
 LOG_SCALE_SPREAD: Final[float] = 100.0
 """A latency axis is logarithmic when max / min of what it shows exceeds this."""
 
-_PERCENTILES = (0, 50, 90, 95, 99, 100)
 _INSTALL_HINT = "plotting needs matplotlib: pip install 'neuronperf-core[plot]'"
 
 
 class PlotError(NeuronPerfError, ValueError):
     """Nothing to plot, matplotlib missing, or a file that cannot be written where asked."""
-
-
-def config_label(report: Mapping[str, Any]) -> str:
-    """A short label of a report's config: "b8 n2 w4", plus "p2" when the pipeline size
-    is not 1 and the cast mode when set ("b8 n2 w4 p2 fp16"). Missing values show "?"."""
-
-    def value(field: str) -> str:
-        v = report.get(field)
-        return "?" if v is None else str(v)
-
-    parts = [f"b{value('batch_size')}", f"n{value('n_models')}", f"w{value('workers_per_model')}"]
-    pipeline_size = report.get("pipeline_size")
-    if pipeline_size is not None and pipeline_size != 1:
-        parts.append(f"p{pipeline_size}")
-    cast_mode = report.get("cast_mode")
-    if cast_mode is not None and cast_mode != "":
-        parts.append(str(cast_mode))
-    return " ".join(parts)
 
 
 def plot_reports(
@@ -148,7 +130,7 @@ def _row(report: Any, index: int) -> tuple[Mapping[str, Any], dict[str, float]] 
         )
     if report.get("status") != "finished":
         return None
-    fields = ["throughput_avg", *(f"latency_ms_p{p}" for p in _PERCENTILES)]
+    fields = ["throughput_avg", *(f"latency_ms_p{p}" for p in PERCENTILES)]
     values: dict[str, float] = {}
     for field in fields:
         v = report.get(field)

@@ -38,7 +38,6 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO
@@ -50,7 +49,8 @@ from neuronperf_core.benchmarking.results import PHASES, RawResult
 from neuronperf_core.errors import NeuronPerfError
 
 # The one atomic-write helper of the package (temp file in the same folder + os.replace).
-from neuronperf_core.files import atomic_write
+from neuronperf_core.files import atomic_write, results_stem
+from neuronperf_core.report_fields import PERCENTILES
 
 __all__ = [
     "PERCENTILE_METHOD",
@@ -72,7 +72,6 @@ class ReportError(NeuronPerfError, ValueError):
 
 
 PERCENTILE_METHOD: Final[Literal["linear"]] = "linear"  # numpy's default; Hyndman & Fan type 7
-_PERCENTILES = (0, 50, 90, 95, 99, 100)
 _NS_PER_MS = 1e6
 _NS_PER_S = 1_000_000_000
 
@@ -94,7 +93,7 @@ _V1_FIELDS = (
     "status",
     "throughput_avg",
     "throughput_peak",
-    *(f"latency_ms_p{p}" for p in _PERCENTILES),
+    *(f"latency_ms_p{p}" for p in PERCENTILES),
     "latency_ms_avg",
     "load_avg_ms",
     "warmup_avg_ms",
@@ -246,8 +245,8 @@ def _latency_and_throughput(raw: Mapping[str, Any], index: int, batch_size: int)
             out["throughput_peak"] = float(peak * batch_size)
 
     if latency_ns.size:
-        ms = np.percentile(latency_ns, list(_PERCENTILES), method=PERCENTILE_METHOD) / _NS_PER_MS
-        out.update({f"latency_ms_p{p}": float(v) for p, v in zip(_PERCENTILES, ms, strict=True)})
+        ms = np.percentile(latency_ns, list(PERCENTILES), method=PERCENTILE_METHOD) / _NS_PER_MS
+        out.update({f"latency_ms_p{p}": float(v) for p, v in zip(PERCENTILES, ms, strict=True)})
         out["latency_ms_avg"] = out["e2e_avg_ms"] = float(latency_ns.mean()) / _NS_PER_MS
         out["latency_ms_std"] = float(latency_ns.std()) / _NS_PER_MS
     for phase in PHASES:
@@ -407,7 +406,7 @@ def _write(
     if filename is None:
         model_name = str((reports[0].get("model_name") if reports else None) or "model")
         model_name = model_name.replace("/", "_").replace(os.sep, "_")  # a name, not a path
-        filename = f"{model_name}.results-{time.strftime('%Y%m%d-%H%M%S')}.{ext}"
+        filename = f"{results_stem(model_name)}.{ext}"
     atomic_write(Path(filename), text)
     return os.fspath(filename)
 

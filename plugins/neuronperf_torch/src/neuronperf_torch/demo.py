@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from neuronperf_core import devices as machine
 from neuronperf_torch import devices
+from neuronperf_torch.devices import one_thread
 from neuronperf_torch.errors import TorchArgumentError
-from neuronperf_torch.loading import one_thread
 
 if TYPE_CHECKING:
     import click

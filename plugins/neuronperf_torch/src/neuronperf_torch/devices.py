@@ -22,10 +22,12 @@ Counting devices never reserves them: NeuronCores come from sysfs, GPUs from
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from neuronperf_core import devices as machine
@@ -82,6 +84,19 @@ def share_main_arena() -> bool:
 
 def threads_per_worker(cores: int, n_models: int, workers_per_model: int) -> int:
     return max(1, cores // (n_models * workers_per_model))
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch ops in this thread on one intra-op thread, restoring the count afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # -- Neuron -------------------------------------------------------------------------

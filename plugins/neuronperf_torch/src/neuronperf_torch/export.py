@@ -123,7 +123,7 @@ def compile_artifact(
     program = torch.export.export(module, example, **export_kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, str(path), extra_files={META_NAME: json.dumps(meta)})
-    from neuronperf_torch.loading import one_thread
+    from neuronperf_torch.devices import one_thread
 
     run = load(path, device)
     with torch.inference_mode(), one_thread():  # no OpenMP team here: see loading.CpuModel

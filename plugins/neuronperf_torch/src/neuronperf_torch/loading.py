@@ -9,12 +9,11 @@ to queue a kernel.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from neuronperf_torch import devices
+from neuronperf_torch.devices import one_thread
 
 
 class InferenceModel:
@@ -29,19 +28,6 @@ class InferenceModel:
     def __call__(self, *args: Any) -> Any:
         with self._mode():
             return self.model(*args)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch ops in this thread on one intra-op thread, restoring the count afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class CpuModel(InferenceModel):

@@ -1,0 +1,27 @@
+"""What every report holds, known without numpy: the latency percentiles reported and a
+config's short label. Shared by reporting, the text comparison and the plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+PERCENTILES = (0, 50, 90, 95, 99, 100)  # latency_ms_p{p} in every report
+
+
+def config_label(report: Mapping[str, Any]) -> str:
+    """A short label of a report's config: "b8 n2 w4", plus "p2" when the pipeline size
+    is not 1 and the cast mode when set ("b8 n2 w4 p2 fp16"). Missing values show "?"."""
+
+    def value(field: str) -> str:
+        v = report.get(field)
+        return "?" if v is None else str(v)
+
+    parts = [f"b{value('batch_size')}", f"n{value('n_models')}", f"w{value('workers_per_model')}"]
+    pipeline_size = report.get("pipeline_size")
+    if pipeline_size is not None and pipeline_size != 1:
+        parts.append(f"p{pipeline_size}")
+    cast_mode = report.get("cast_mode")
+    if cast_mode is not None and cast_mode != "":
+        parts.append(str(cast_mode))
+    return " ".join(parts)
