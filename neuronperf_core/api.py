@@ -193,13 +193,10 @@ def _evaluate(backend: Backend, target: Any, dataset: Any, options: BenchmarkOpt
     target_col = -1 if options.eval_target_col is None else options.eval_target_col
     sizes = list(dict.fromkeys(c["batch_size"] for c in selection.configs))
     one_shot = _is_one_shot(dataset)
-    if one_shot and len(sizes) * len(n_list) * len(options.workers_per_model or [1]) > 1:
-        raise BenchmarkArgumentError(
-            f"the dataset is a one-shot iterator ({type(dataset).__name__}), which can be read "
-            f"only once, but the run has configs of batch sizes {sizes} x n_models {n_list}: "
-            "pass a dataset that can be iterated again (a list, or a Dataset), or batch_sizes="
-            "[...] with one batch size and one value of n_models and workers_per_model."
-        )
+    if one_shot:
+        _, dataset = _peek(dataset)  # an empty dataset says so first
+    if one_shot and len(sizes) > 1:
+        raise _one_shot_error(dataset, f"configs of batch sizes {sizes}")
     jobs = []
     for batch in sizes:  # every batch size checked before any model loads
         group = [c for c in selection.configs if c["batch_size"] == batch]
@@ -218,7 +215,18 @@ def _evaluate(backend: Backend, target: Any, dataset: Any, options: BenchmarkOpt
             )
         sub = planning.Selection(selection.model_name, group, [batch])
         jobs += planning.jobs(sub, [None] * len(group), n_list, run, options, rows, col, metrics)
+    if one_shot and len(jobs) > 1:
+        raise _one_shot_error(dataset, f"{len(jobs)} configs (n_models x workers_per_model)")
     return _run(jobs, run, selection.model_name, options, evaluating=True)
+
+
+def _one_shot_error(dataset: Any, what: str) -> BenchmarkArgumentError:
+    return BenchmarkArgumentError(
+        f"the evaluation dataset is an iterator ({type(dataset).__name__}), which can be read "
+        f"only once, but the run has {what}: pass a dataset that can be iterated again (a "
+        "list, or an object whose __iter__ starts over), or one batch size and one value of "
+        "n_models and workers_per_model."
+    )
 
 
 def _plan_run(

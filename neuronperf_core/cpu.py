@@ -119,14 +119,7 @@ class PythonBackend:
         return int(shape[0]) if shape is not None and len(shape) >= 1 else None
 
     def check_input(self, config: Mapping[str, Any], model_input: Any, what: str) -> None:
-        found = self.batch_size_of(model_input)
-        if found is not None and found != config["batch_size"]:
-            logger.warning(
-                "%s has first dimension %d, but the config's batch size is %d: throughput "
-                "counts batch_size records per call. Pass batch_sizes=[%d] if the first "
-                "dimension is the batch.",
-                what, found, config["batch_size"], found,
-            )  # fmt: skip
+        pass  # a Python callable says itself what it takes
 
     def batches(
         self, dataset: Any, batch_size: int, target_col: int, options: BenchmarkOptions

@@ -26,12 +26,14 @@ import numpy as np
 import pytest
 
 import neuronperf as npf
-from neuronperf_core import cpu, model_index
-from neuronperf_core.benchmarking import benchmark as engine
-from neuronperf_core.benchmarking.plan import BenchmarkArgumentError, max_copies
+from neuronperf import cpu
+from neuronperf_core import devices, model_index
+from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 from neuronperf_core.benchmarking.runners import JobNotPicklableError
 from neuronperf_core.benchmarking.worker import WARMUP_INFERS
 from neuronperf_core.errors import NeuronPerfError, UnknownNameError
+from neuronperf_core.api import EVALUATE_DEFAULTS
+from neuronperf_core.options import OptionError
 from neuronperf_core.reporting import REPORT_FIELDS, get_reports
 
 X = np.ones(4)
@@ -324,7 +326,7 @@ def test_bad_input_fails_before_any_load(what: str, index_path: str, tmp_path: P
     load_fn, inputs = kwargs.pop("load_fn"), kwargs.pop("inputs")
     with pytest.raises(NeuronPerfError) as caught:
         npf.benchmark(load_fn, index_path, inputs, **kwargs)
-    expected = UnknownNameError if what.startswith("unknown") else BenchmarkArgumentError
+    expected = UnknownNameError if what.startswith("unknown") else OptionError
     assert isinstance(caught.value, expected)
     assert fragment in str(caught.value)
     assert loader.calls == []
@@ -418,31 +420,32 @@ def test_sweep_order_is_config_then_workers_then_models(index_path: str) -> None
 def test_default_sweep_is_one_two_workers_by_one_and_max_copies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    asked: list[str] = []
-
-    def three_copies(device_type: str) -> int:
-        asked.append(device_type)
-        return 3
-
-    monkeypatch.setattr(engine, "max_copies", three_copies)
+    monkeypatch.setattr(devices, "cpu_cores", lambda: 3)
     kwargs = {k: v for k, v in QUICK.items() if k not in ("n_models", "workers_per_model")}
     reports = cpu.benchmark(npf.DummyModel, X, runner="threads", **kwargs)
-    assert asked == ["cpu"]
     assert [(r["workers_per_model"], r["n_models"]) for r in reports] == [
         (1, 1),
         (1, 3),
         (2, 1),
         (2, 3),
     ]
-    monkeypatch.setattr(engine, "max_copies", lambda device_type: 1)
+    monkeypatch.setattr(devices, "cpu_cores", lambda: 1)
     reports = cpu.benchmark(npf.DummyModel, X, runner="threads", **kwargs)
     assert [(r["workers_per_model"], r["n_models"]) for r in reports] == [(1, 1), (2, 1)]
 
 
 def test_max_copies_on_the_cpu_is_the_usable_cores() -> None:
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert max_copies("cpu") == expected
-    assert max_copies("neuron") >= 1
+    assert devices.cpu_cores() == expected
+    assert devices.neuron_core_count() >= 0
+
+
+def test_more_copies_than_the_device_holds_is_refused_before_loading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(devices, "cpu_cores", lambda: 2)
+    with pytest.raises(BenchmarkArgumentError, match=r"n_models=3: the cpu device holds 2"):
+        cpu.benchmark(npf.DummyModel, X, runner="threads", **{**QUICK, "n_models": [1, 3]})
 
 
 @pytest.mark.parametrize(
@@ -635,7 +638,7 @@ def test_evaluate_processes_each_record_exactly_once(runner: str, kind: str, n_m
     assert report["total_infs"] == N_ROWS
     assert (report["n_models"], report["workers_per_model"], report["duration"]) == (
         n_models,
-        2,
+        EVALUATE_DEFAULTS["workers_per_model"],
         0,
     )
     assert report["runner"] == runner

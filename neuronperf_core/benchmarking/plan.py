@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from neuronperf_core import devices, model_index
 from neuronperf_core.benchmarking.config import BenchmarkConfig
-from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.options import OptionError
 
 if TYPE_CHECKING:
     from neuronperf_core.backend import Backend, RunPlan
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 DEFAULT_WORKERS_PER_MODEL = (1, 2)  # 1 for the lowest latency, 2 for peak throughput
 
 
-class BenchmarkArgumentError(NeuronPerfError, ValueError):
-    """benchmark() or evaluate() got arguments it cannot run."""
+class BenchmarkArgumentError(OptionError):
+    """benchmark() or evaluate() got arguments it cannot run (an OptionError: every bad
+    keyword value raises one)."""
 
 
 @dataclass(frozen=True)

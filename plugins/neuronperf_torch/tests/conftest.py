@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from neuronperf_core import devices as machine
 from neuronperf_torch import devices
 
 from neuronperf_core import plugins
@@ -76,7 +77,7 @@ def neuronx_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     sysfs = tmp_path / "neuron_device"
     (sysfs / "neuron0").mkdir(parents=True)
     (sysfs / "neuron0" / "core_count").write_text("2\n")
-    monkeypatch.setattr(devices, "NEURON_SYSFS", str(sysfs))
+    monkeypatch.setattr(machine, "NEURON_SYSFS", str(sysfs))
     monkeypatch.syspath_prepend(str(site))
     log = tmp_path / "torch_neuronx_double.log"
     monkeypatch.setenv("TORCH_NEURONX_DOUBLE_LOG", str(log))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from neuronperf_core import devices as machine
+from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 from neuronperf_torch import devices
 from neuronperf_torch.errors import DeviceUnavailableError, InputShapeError, TorchArgumentError
 from npt_helpers import Records, RecordSetup, read_lines
@@ -39,7 +41,7 @@ def test_index_with_two_batch_sizes_in_threads(cpu_index, tmp_path: Path) -> Non
         assert report["throughput_avg"] == pytest.approx(
             report["total_infs"] * report["batch_size"] / report["total_s"]
         )
-    cores = devices.cpu_cores()
+    cores = machine.cpu_cores()
     for record in read_lines(log):  # each worker's share of the cores, never oversubscribed
         assert record["threads"] == max(1, cores // (record["n_models"] * record["workers"]))
 
@@ -63,7 +65,7 @@ def test_each_copy_in_its_own_interpreter_gets_its_share_of_cores(
     records = read_lines(log)
     assert sorted(r["copy_id"] for r in records) == [0, 1]
     assert len({r["pid"] for r in records} | {os.getpid()}) == 3
-    assert {r["threads"] for r in records} == {max(1, devices.cpu_cores() // 2)}
+    assert {r["threads"] for r in records} == {max(1, machine.cpu_cores() // 2)}
 
 
 def test_inputs_are_matched_by_batch_size_when_filtering(cpu_index) -> None:  # type: ignore[no-untyped-def]
@@ -160,8 +162,8 @@ def test_single_file_without_metadata_checks_the_batch_dimension(tmp_path: Path)
 def test_device_mismatch_and_device_errors(cpu_index) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TorchArgumentError, match="compiled for cpu: pass device_type='cpu'"):
         npf.torch.benchmark(cpu_index.index, [cpu_index.x1, cpu_index.x4], device_type="neuron")
-    cores = devices.cpu_cores()
-    with pytest.raises(DeviceUnavailableError, match=f"on {cores} cores.*n_models={cores} or"):
+    cores = machine.cpu_cores()
+    with pytest.raises(BenchmarkArgumentError, match=f"holds {cores} copies.*n_models={cores} or"):
         npf.torch.benchmark(
             cpu_index.index, [cpu_index.x1, cpu_index.x4], n_models=cores + 1, **QUICK
         )
@@ -169,7 +171,7 @@ def test_device_mismatch_and_device_errors(cpu_index) -> None:  # type: ignore[n
         npf.torch.benchmark(
             cpu_index.index, [cpu_index.x1, cpu_index.x4], runner="processes", **QUICK
         )
-    with pytest.raises(TorchArgumentError, match="does not exist"):
+    with pytest.raises(BenchmarkArgumentError, match="does not exist"):
         npf.torch.benchmark("missing.pt2", cpu_index.x1, **QUICK)
     with pytest.raises(TorchArgumentError, match="dataloader_kwargs apply when the data is"):
         npf.torch.benchmark(
@@ -182,7 +184,7 @@ def test_cuda_without_a_gpu_is_refused_before_loading(cpu_index) -> None:  # typ
     with pytest.raises(TorchArgumentError, match="compiled for cpu"):
         npf.torch.benchmark(cpu_index.index, cpu_index.x1, batch_sizes=1, device_type="gpu")
     with pytest.raises(DeviceUnavailableError, match="torch sees no CUDA GPU"):
-        devices.cuda_placement(1)
+        devices.cuda_devices()
 
 
 def test_the_loading_thread_runs_single_threaded_and_workers_get_their_share() -> None:
@@ -214,7 +216,7 @@ from neuronperf_torch.loading import InferenceModel, Loader
 from neuronperf_torch import export
 
 share, wrapper, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-torch.set_num_threads(share)  # the copy's share, as EnvSetup sets it before loading
+torch.set_num_threads(share)  # the copy's share, as CopySetup sets it before loading
 if wrapper == "engine":
     model = Loader("cpu", "interpreters")(path)  # what the engine's workers call
 else:
@@ -235,7 +237,7 @@ print(seen[0] - before)  # the worker itself, and its OpenMP threads
 
 
 @pytest.mark.skipif(
-    not sys.platform.startswith("linux") or devices.cpu_cores() < 2, reason="/proc, 2 cores"
+    not sys.platform.startswith("linux") or machine.cpu_cores() < 2, reason="/proc, 2 cores"
 )
 def test_a_worker_thread_runs_on_its_copys_share_of_openmp_threads(tmp_path: Path) -> None:
     """OpenMP's thread count is per thread: a worker thread started with a team of every core
@@ -280,4 +282,4 @@ def test_copies_as_threads_leave_the_callers_thread_count_alone(cpu_index) -> No
         cpu_index.index, cpu_index.x1, batch_sizes=1, duration=0.1, n_models=2,
         workers_per_model=1, multiprocess=False, results_dir=None, verbosity=0,
     )  # fmt: skip
-    assert torch.get_num_threads() == 2  # EnvSetup gave each of the 2 copies 1 thread
+    assert torch.get_num_threads() == 2  # CopySetup gave each of the 2 copies 1 thread

@@ -1,4 +1,4 @@
-"""npf.torch.demo: the digits model trained (or read from the cache), compiled, benchmarked,
+"""neuronperf_torch.demo.demo: the digits model trained (or read from the cache), compiled, benchmarked,
 evaluated and plotted; and everything it refuses before doing any of that."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class DemoRun:
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """demo(quick=True) once, from an empty cache."""
     root = tmp_path_factory.mktemp("demo")
-    result = npf.torch.demo(root / "out", quick=True, cache_dir=root / "cache", verbosity=0)
+    result = demo_module.demo(root / "out", quick=True, cache_dir=root / "cache", verbosity=0)
     return DemoRun(result, root / "out", root / "cache")
 
 
@@ -110,7 +110,7 @@ def test_a_second_run_reads_the_cache_and_replaces_the_models(quick_run: DemoRun
     # As after a first demo in this process: the metric names are taken, by the same metrics.
     npf.register_metric_from_existing("precision", "precision_macro", average="macro")
     npf.register_metric_from_existing("topk", "topk_3", k=3)
-    second = npf.torch.demo(
+    second = demo_module.demo(
         quick_run.output_dir, quick=True, cache_dir=quick_run.cache_dir, verbosity=0
     )
     assert second["model_cached"] is True and second["train_s"] == 0.0
@@ -132,7 +132,7 @@ def test_a_corrupt_cache_is_retrained_and_rewritten(
     cache.parent.mkdir()
     cache.write_bytes(b"PK\x03\x04 half a zip")
     with caplog.at_level(logging.WARNING, logger="neuronperf.torch.demo"):
-        result = npf.torch.demo(
+        result = demo_module.demo(
             tmp_path / "out", quick=True, cache_dir=tmp_path / "cache", verbosity=0
         )
     assert result["model_cached"] is False and result["test_accuracy"] > 0.9
@@ -149,7 +149,7 @@ def test_with_torch_neuronx_the_demo_runs_on_neuron(  # type: ignore[no-untyped-
     from neuronperf_torch import neuron
 
     monkeypatch.setattr(neuron, "instance_target", lambda: "inf2")  # as on an inf2 instance
-    result = npf.torch.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "c", verbosity=0)
+    result = demo_module.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "c", verbosity=0)
     assert result["device_type"] == "neuron"
     assert plan_of(result["benchmark"]) == QUICK_PLAN
     assert {r["device_type"] for r in result["benchmark"] + result["evaluation"]} == {"neuron"}
@@ -238,7 +238,7 @@ def assert_nothing_done(tmp_path: Path) -> None:
 def test_an_output_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out").write_text("a file")
     with pytest.raises(TorchArgumentError, match=r"output_dir .* is a file"):
-        npf.torch.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "cache")
+        demo_module.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
     assert (tmp_path / "out").read_text() == "a file"
 
@@ -250,23 +250,23 @@ def test_missing_demo_dependencies_are_named(
     monkeypatch.setitem(sys.modules, module, None)  # importlib.util.find_spec: not installed
     message = rf"the demo needs {name or module}: pip install 'neuronperf-torch\[demo\]'"
     with pytest.raises(TorchArgumentError, match=message):
-        npf.torch.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "cache")
+        demo_module.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "cache")
     assert_nothing_done(tmp_path)
 
 
 def test_devices_that_are_not_here_are_refused_first(tmp_path: Path) -> None:
     with pytest.raises(DeviceUnavailableError, match="torch-neuronx"):
-        npf.torch.demo(tmp_path / "out", device_type="neuron", cache_dir=tmp_path / "cache")
+        demo_module.demo(tmp_path / "out", device_type="neuron", cache_dir=tmp_path / "cache")
     with pytest.raises(TorchArgumentError, match="device_type='tpu'"):
-        npf.torch.demo(tmp_path / "out", device_type="tpu", cache_dir=tmp_path / "cache")
+        demo_module.demo(tmp_path / "out", device_type="tpu", cache_dir=tmp_path / "cache")
     if not torch.cuda.is_available():
         with pytest.raises(DeviceUnavailableError, match="no CUDA GPU"):
-            npf.torch.demo(tmp_path / "out", device_type="cuda", cache_dir=tmp_path / "cache")
+            demo_module.demo(tmp_path / "out", device_type="cuda", cache_dir=tmp_path / "cache")
     assert_nothing_done(tmp_path)
 
 
 def test_a_metric_name_taken_by_another_metric_is_refused(tmp_path: Path) -> None:
     npf.register_metric_from_existing("precision", "precision_macro", average="micro")
     with pytest.raises(RegistrationError, match=r"precision_macro.*average"):
-        npf.torch.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "cache")
+        demo_module.demo(tmp_path / "out", quick=True, cache_dir=tmp_path / "cache")
     assert_nothing_done(tmp_path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 from neuronperf_torch import devices, neuron
 from neuronperf_torch.errors import DeviceUnavailableError, TorchArgumentError
 from npt_helpers import RecordSetup, make_model, read_lines
@@ -178,17 +179,15 @@ def test_copies_use_the_cores_this_process_may_use(
 ) -> None:  # type: ignore[no-untyped-def]
     index = compile_neuron(tmp_path, batch_sizes=[1, 4])
     monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "4-5")
-    assert devices.neuron_placement(2, 1) == ["4", "5"]
-    assert devices.neuron_placement(1, 1) == ["4"]
-    with pytest.raises(
-        DeviceUnavailableError, match=r"n_models=3 copies .* need 3 NeuronCores, but only 2"
-    ):
+    assert devices.neuron_cores() == [4, 5]
+    with pytest.raises(BenchmarkArgumentError, match=r"n_models=3: the neuron device holds 2"):
         npf.torch.benchmark(
             index, [torch.randn(1, 3, 8, 8), torch.randn(4, 3, 8, 8)], n_models=3, **QUICK
         )
     monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0,2")
+    setup = devices.CopySetup("neuron", "interpreters", 2, ["0", "2"])
     with pytest.raises(DeviceUnavailableError, match="not contiguous"):
-        devices.neuron_placement(1, 2)
+        setup(0, {"n_models": 1, "workers_per_model": 1, "pipeline_size": 2})
 
 
 def test_threads_place_each_load_with_neuron_cores_context(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -32,27 +32,29 @@ def test_listing_plugins_and_metrics_does_not_import_torch() -> None:
         import neuronperf as npf
         npf.list_metrics(file=io.StringIO())
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torch_neuronx"))
-        print(json.dumps({"heavy": heavy, "api": "neuronperf_torch.api" in sys.modules}))
+        print(json.dumps({"heavy": heavy, "backend": "neuronperf_torch.backend" in sys.modules}))
         """
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     plugins = json.loads("\n".join(lines[:-1]))
     last = json.loads(lines[-1])
-    assert last == {"heavy": [], "api": False}
+    assert last["heavy"] == []
     (torch_plugin,) = [p for p in plugins if p["name"] == "torch"]
     assert torch_plugin["status"] == "active"
     assert torch_plugin["distribution"] == "neuronperf-torch"
-    assert torch_plugin["registered"] == {"metrics": ["TopK"], "frameworks": ["torch"]}
+    assert torch_plugin["registered"]["backends"] == ["torch"]
+    assert torch_plugin["registered"]["metrics"] == ["TopK"]
 
 
-def test_npf_torch_is_the_api_module_and_import_neuronperf_torch_works() -> None:
-    from neuronperf_torch import api
+def test_npf_torch_is_the_core_bound_to_the_torch_backend() -> None:
+    from neuronperf_torch.backend import TorchBackend
 
-    assert npf.torch is api
     import neuronperf.torch
 
-    assert neuronperf.torch is api
+    assert neuronperf.torch is npf.torch
+    assert isinstance(npf.torch.backend, TorchBackend)
+    assert callable(npf.torch.load)
     assert callable(npf.torch.compile)
     assert callable(npf.torch.benchmark)
     assert callable(npf.torch.evaluate)
@@ -96,9 +98,11 @@ def test_bad_topk_variant_is_refused_when_registered() -> None:
         npf.register_metric_from_existing("topk", "top0", k=0)
 
 
-def test_framework_registered_by_import_path() -> None:
-    entry = get_host().frameworks.get("torch")
-    assert entry.value == "neuronperf_torch.api"
+def test_backend_registered_as_an_object_satisfying_the_contract() -> None:
+    from neuronperf_core.backend import Backend
+
+    entry = get_host().backends.get("torch")
+    assert isinstance(entry.value, Backend)
     assert entry.provider == "torch"
 
 
