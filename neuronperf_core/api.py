@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import ModuleType
@@ -270,8 +270,9 @@ def _run(
 
     runner = get_host().runners.get(run.runner).value
     check = getattr(runner, "check", None)
-    for job in jobs if check is not None else []:
-        check(job)  # e.g. a fresh interpreter needs a job it can receive
+    if check is not None:
+        for job in jobs:
+            check(job)  # e.g. a fresh interpreter needs a job it can receive
     results_path = files.results_path(options.results_dir, options.results_file, model_name)
     with run.session() if run.session is not None else nullcontext():
         return run_sweep(jobs, runner, options, results_path, evaluating=evaluating)
@@ -333,15 +334,16 @@ def bind(backend: Backend, module_name: str) -> ModuleType:
         metrics = given.pop("metrics", "accuracy")
         return evaluate(backend, target, dataset, metrics, **given)
 
-    for name, function, first, options_type in (
+    bound: tuple[tuple[str, Callable[..., Any], tuple[str, str], type[Any]], ...] = (
         ("compile", compile_, ("model", "inputs"), CompileOptions),
         ("benchmark", benchmark_, ("model_index_or_path", "inputs"), BenchmarkOptions),
         ("evaluate", evaluate_, ("model_index_or_path", "dataset"), BenchmarkOptions),
-    ):
+    )
+    for name, function, first, options_type in bound:
         function.__name__ = function.__qualname__ = name
         function.__module__ = module_name
         function.__doc__ = globals()[name].__doc__
-        function.__signature__ = _signature(first, options_type, name)  # type: ignore[attr-defined]
+        setattr(function, "__signature__", _signature(first, options_type, name))  # noqa: B010
         setattr(module, name, function)
     extras = tuple(getattr(backend, "extras", ()))
     for name in extras:

@@ -124,7 +124,8 @@ class PythonBackend:
     def batches(
         self, dataset: Any, batch_size: int, target_col: int, options: BenchmarkOptions
     ) -> Iterable[tuple[Any, ...]]:
-        return dataset  # rows come batched already: any iterable of tuple(*INPUTS, TARGET)
+        rows: Iterable[tuple[Any, ...]] = dataset  # batched already: tuple(*INPUTS, TARGET)
+        return rows
 
     def read_model(self, path: Path) -> Any:
         raise NeuronPerfError(f"{path}: Python callables are not read from files.")
