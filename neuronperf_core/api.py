@@ -55,7 +55,7 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
     examples = inputs if isinstance(inputs, list) else [inputs]
     if not examples:
         raise OptionError("inputs is an empty list: pass one example input per batch size.")
-    examples = [backend.coerce_inputs(x, []) for x in examples]
+    examples = list(backend.coerce_inputs(examples, [], None))  # a list in, a list out
     sizes = _compile_batch_sizes(backend, examples, options.batch_sizes)
     name = files.safe_name(options.model_name or _name_of(model), "model_name")
     index_file = (
@@ -143,16 +143,15 @@ def benchmark(backend: Backend, target: Any, inputs: Any, **kwargs: Any) -> Repo
     options = BenchmarkOptions.from_kwargs(kwargs)
     if options.eval_metrics:
         return _evaluate(backend, target, inputs, options)
-    if options.eval_target_col is not None or options.dataset_loader_fn is not None:
-        which = "eval_target_col" if options.eval_target_col is not None else "dataset_loader_fn"
+    if options.dataset_loader_fn is not None:
         raise BenchmarkArgumentError(
-            f"{which} only applies when evaluating a dataset: pass eval_metrics=[...] too."
+            "dataset_loader_fn only applies when evaluating a dataset: pass eval_metrics=[...] too."
         )
     selection = planning.select(backend, target, options)
     run = _plan_run(backend, target, selection, options)
     n_list = _n_models(options, run, selection.configs)
     sizes = list(dict.fromkeys(c["batch_size"] for c in selection.configs))
-    model_inputs = backend.coerce_inputs(inputs, sizes)
+    model_inputs = backend.coerce_inputs(inputs, sizes, options)
     matched = planning.match_inputs(model_inputs, selection.configs, selection.batch_sizes)
     for config, model_input in zip(selection.configs, matched, strict=True):
         backend.check_input(config, model_input, f"the input for batch size {config['batch_size']}")

@@ -128,9 +128,14 @@ class Backend(Protocol):
         the loader. Raise a NeuronPerfError when the device is missing."""
         ...
 
-    def coerce_inputs(self, inputs: Any, batch_sizes: Sequence[int]) -> Any:
+    def coerce_inputs(
+        self, inputs: Any, batch_sizes: Sequence[int], options: BenchmarkOptions | None
+    ) -> Any:
         """User inputs as model inputs: a list with one input per batch size, or one input.
-        ``batch_sizes`` are those of the selected configs, in order."""
+        ``batch_sizes`` are those of the selected configs, in order. ``options`` is None for
+        compile's example inputs; for benchmark, a backend that reads a dataset as inputs
+        uses ``dataloader_kwargs`` and ``eval_target_col`` (the column to leave out), and
+        one that cannot must refuse them."""
         ...
 
     def batch_size_of(self, model_input: Any) -> int | None:

@@ -18,7 +18,7 @@ from typing import Any
 from neuronperf_core import devices
 from neuronperf_core.backend import CompilePlan, CompileSpec, LoadFn, RunPlan
 from neuronperf_core.errors import NeuronPerfError
-from neuronperf_core.options import BenchmarkOptions, CompileOptions
+from neuronperf_core.options import BenchmarkOptions, CompileOptions, OptionError
 
 logger = logging.getLogger("neuronperf.cpu")
 
@@ -110,7 +110,15 @@ class PythonBackend:
             max_copies = None  # the user's loader places copies; the core cannot count
         return RunPlan(device, runner_for(options), max_copies, load_fn)
 
-    def coerce_inputs(self, inputs: Any, batch_sizes: Sequence[int]) -> Any:
+    def coerce_inputs(
+        self, inputs: Any, batch_sizes: Sequence[int], options: BenchmarkOptions | None
+    ) -> Any:
+        for name in ("eval_target_col", "dataloader_kwargs"):
+            if options is not None and getattr(options, name) is not None:
+                raise OptionError(
+                    f"{name} only applies when evaluating a dataset: pass eval_metrics=[...] "
+                    "too (Python models take their inputs as given)."
+                )
         return inputs
 
     def batch_size_of(self, model_input: Any) -> int | None:

@@ -137,7 +137,9 @@ class ScaleBackend:
             raise NeuronPerfError("compile the ScaleModel first: the double runs .scale files")
         return RunPlan(options.device_type or "cpu", options.runner or "threads", None, load)
 
-    def coerce_inputs(self, inputs: Any, batch_sizes: Sequence[int]) -> Any:
+    def coerce_inputs(
+        self, inputs: Any, batch_sizes: Sequence[int], options: BenchmarkOptions | None
+    ) -> Any:
         import numpy as np
 
         if isinstance(inputs, list):

@@ -28,11 +28,11 @@ import pytest
 import neuronperf as npf
 from neuronperf import cpu
 from neuronperf_core import devices, model_index
+from neuronperf_core.api import EVALUATE_DEFAULTS
 from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 from neuronperf_core.benchmarking.runners import JobNotPicklableError
 from neuronperf_core.benchmarking.worker import WARMUP_INFERS
 from neuronperf_core.errors import NeuronPerfError, UnknownNameError
-from neuronperf_core.api import EVALUATE_DEFAULTS
 from neuronperf_core.options import OptionError
 from neuronperf_core.reporting import REPORT_FIELDS, get_reports
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from neuronperf_core import devices as machine
-from neuronperf_torch import devices
 
+from neuronperf_core import devices as machine
 from neuronperf_core import plugins
 
 HERE = Path(__file__).resolve().parent

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from neuronperf_core import devices as machine
-from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 from neuronperf_torch import devices
 from neuronperf_torch.errors import DeviceUnavailableError, InputShapeError, TorchArgumentError
 from npt_helpers import Records, RecordSetup, read_lines
 
 import neuronperf as npf
+from neuronperf_core import devices as machine
+from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 
 QUICK = {"duration": 0.2, "results_dir": None, "verbosity": 0, "stats_interval": 0}
 

@@ -12,13 +12,13 @@ import torch
 from neuronperf_torch import export
 from neuronperf_torch.errors import (
     DeviceUnavailableError,
-    InputShapeError,
     TorchArgumentError,
     UnsafeArtifactError,
 )
 from npt_helpers import make_model
 
 import neuronperf as npf
+from neuronperf_core.options import OptionError
 
 
 def test_index_lists_one_artifact_per_config(cpu_index) -> None:  # type: ignore[no-untyped-def]
@@ -118,8 +118,8 @@ def test_default_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"batch_sizes": [1, 4]}, TorchArgumentError, "got 1 example inputs for 2 batch sizes"),
-        ({"batch_sizes": [2]}, InputShapeError, "inputs\\[0\\] has batch dimension 1, but"),
+        ({"batch_sizes": [1, 4]}, OptionError, "got 1 example inputs for 2 batch sizes"),
+        ({"batch_sizes": [2]}, OptionError, "inputs\\[0\\] has batch dimension 1, but"),
         ({"pipeline_sizes": [2]}, TorchArgumentError, "pipelining is a Neuron feature"),
         (
             {"cast_modes": ["int8"]},
@@ -127,7 +127,7 @@ def test_default_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "cast modes \\['int8'\\] are not cpu dtypes",
         ),
         ({"compiler_args": "-O3"}, TorchArgumentError, "are Neuron compiler options"),
-        ({"device_type": "tpu"}, TorchArgumentError, "device_type='tpu' is not one"),
+        ({"device_type": "tpu"}, OptionError, "device_type='tpu' is not a device the 'torch'"),
     ],
 )
 def test_argument_errors(kwargs: dict[str, object], error: type[Exception], message: str) -> None:

@@ -32,20 +32,20 @@ class TouchOnUnpickle:
 def test_owns_torch_objects_and_nothing_else_in_memory() -> None:
     model = make_model()
     program = torch.export.export(model, (torch.randn(1, 3, 8, 8),))
-    assert npf.torch.owns(model)
-    assert npf.torch.owns(program)
+    assert npf.torch.backend.owns(model)
+    assert npf.torch.backend.owns(program)
     for other in (None, 3, object(), [model], {"model": model}, torch.zeros(2)):
-        assert not npf.torch.owns(other), other
+        assert not npf.torch.backend.owns(other), other
 
 
 def test_owns_the_artifacts_and_index_compile_writes(cpu_index) -> None:  # type: ignore[no-untyped-def]
     configs = model_index.load(cpu_index.index)["model_configs"]
     assert len(configs) == 2
-    assert npf.torch.owns(cpu_index.index)
-    assert npf.torch.owns(Path(cpu_index.index))  # a PathLike too
+    assert npf.torch.backend.owns(cpu_index.index)
+    assert npf.torch.backend.owns(Path(cpu_index.index))  # a PathLike too
     for config in configs:
         assert config["filename"].endswith(".pt2")
-        assert npf.torch.owns(config["filename"])
+        assert npf.torch.backend.owns(config["filename"])
 
 
 def test_owns_a_neuron_index_and_torchscript_files(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -59,14 +59,14 @@ def test_owns_a_neuron_index_and_torchscript_files(neuronx_double, tmp_path: Pat
     )
     (config,) = model_index.load(index)["model_configs"]
     assert config["status"] == "finished" and config["filename"].endswith(".pt")
-    assert npf.torch.owns(index)
-    assert npf.torch.owns(config["filename"])
+    assert npf.torch.backend.owns(index)
+    assert npf.torch.backend.owns(config["filename"])
     # A TorchScript archive without neuronperf metadata (a NeuronPerf 1.x Neuron model).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated; still what Neuron saves
         traced = torch.jit.trace(torch.nn.Linear(2, 2), torch.randn(1, 2))
         torch.jit.save(traced, str(tmp_path / "legacy.pt"))
-    assert npf.torch.owns(tmp_path / "legacy.pt")
+    assert npf.torch.backend.owns(tmp_path / "legacy.pt")
 
 
 def test_owns_refuses_other_files_without_raising(cpu_index, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -106,9 +106,9 @@ def test_owns_refuses_other_files_without_raising(cpu_index, tmp_path: Path) -> 
         "missing.pt2",
         "missing.json",
     ):
-        assert not npf.torch.owns(tmp_path / name), name
-        assert not npf.torch.owns(str(tmp_path / name)), name
-    assert not npf.torch.owns(tmp_path)  # a folder
+        assert not npf.torch.backend.owns(tmp_path / name), name
+        assert not npf.torch.backend.owns(str(tmp_path / name)), name
+    assert not npf.torch.backend.owns(tmp_path)  # a folder
 
 
 # -- read_arrays ------------------------------------------------------------------------
@@ -120,13 +120,13 @@ def test_read_arrays_reads_a_tensor_a_tuple_a_list_and_a_dict(tmp_path: Path) ->
     torch.save((x, y), tmp_path / "tuple.pt")
     torch.save([x, y], tmp_path / "list.pt")
     torch.save({"labels": y, "images": x}, tmp_path / "dict.pt")
-    (one,) = npf.torch.read_arrays(tmp_path / "one.pt")
+    (one,) = npf.torch.backend.read_arrays(tmp_path / "one.pt")
     assert torch.equal(one, x)
     for name in ("tuple.pt", "list.pt"):
-        got = npf.torch.read_arrays(str(tmp_path / name))
+        got = npf.torch.backend.read_arrays(str(tmp_path / name))
         assert isinstance(got, list) and len(got) == 2
         assert torch.equal(got[0], x) and torch.equal(got[1], y)
-    labels, images = npf.torch.read_arrays(tmp_path / "dict.pt")  # insertion order
+    labels, images = npf.torch.backend.read_arrays(tmp_path / "dict.pt")  # insertion order
     assert torch.equal(labels, y) and torch.equal(images, x)
 
 
@@ -134,7 +134,7 @@ def test_read_arrays_refuses_a_pickled_object_without_running_it(tmp_path: Path)
     marker = tmp_path / "code_ran"
     torch.save((torch.zeros(2), TouchOnUnpickle(marker)), tmp_path / "unsafe.pt")
     with pytest.raises(TorchArgumentError, match=r"refusing to read .*arbitrary code") as info:
-        npf.torch.read_arrays(tmp_path / "unsafe.pt")
+        npf.torch.backend.read_arrays(tmp_path / "unsafe.pt")
     assert "torch.save((x, y), path)" in str(info.value)
     assert not marker.exists()
     torch.load(tmp_path / "unsafe.pt", weights_only=False)  # the payload does work
@@ -155,28 +155,28 @@ def test_read_arrays_refuses_what_is_not_tensors(
 ) -> None:
     torch.save(content, tmp_path / "data.pt")
     with pytest.raises(TorchArgumentError, match=message) as info:
-        npf.torch.read_arrays(tmp_path / "data.pt")
+        npf.torch.backend.read_arrays(tmp_path / "data.pt")
     assert "torch.save((x, y), path)" in str(info.value)
 
 
 def test_read_arrays_names_the_format_it_reads(tmp_path: Path) -> None:
     np.savez(tmp_path / "data.npz", x=np.zeros(2))
     with pytest.raises(TorchArgumentError, match=r"from \.pt files .*\.npz files itself"):
-        npf.torch.read_arrays(tmp_path / "data.npz")
+        npf.torch.backend.read_arrays(tmp_path / "data.npz")
     with pytest.raises(TorchArgumentError, match="does not exist"):
-        npf.torch.read_arrays(tmp_path / "missing.pt")
+        npf.torch.backend.read_arrays(tmp_path / "missing.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not an archive")
     with pytest.raises(TorchArgumentError, match=r"cannot read .*unreadable"):
-        npf.torch.read_arrays(tmp_path / "garbage.pt")
+        npf.torch.backend.read_arrays(tmp_path / "garbage.pt")
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(TorchArgumentError, match=r"cannot read .*unreadable"):
-        npf.torch.read_arrays(tmp_path / "empty.pt")
+        npf.torch.backend.read_arrays(tmp_path / "empty.pt")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(torch.nn.Linear(2, 2), torch.randn(1, 2))
         torch.jit.save(traced, str(tmp_path / "model.pt"))
     with pytest.raises(TorchArgumentError, match="a TorchScript model, not arrays"):
-        npf.torch.read_arrays(tmp_path / "model.pt")
+        npf.torch.backend.read_arrays(tmp_path / "model.pt")
 
 
 # -- dataset_from_arrays -------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_dataset_from_arrays_makes_records_of_rows() -> None:
     images = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
     extra = torch.arange(5.0)
     labels = np.array([4, 3, 2, 1, 0])
-    dataset = npf.torch.dataset_from_arrays([images, extra, labels])
+    dataset = npf.torch.backend.dataset_from_arrays([images, extra, labels])
     assert isinstance(dataset, torch.utils.data.TensorDataset)
     assert len(dataset) == 5
     x, e, y = dataset[2]
@@ -199,7 +199,7 @@ def test_dataset_from_arrays_makes_records_of_rows() -> None:
     readonly.flags.writeable = False
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # from_numpy warns on read-only arrays; copied instead
-        assert len(npf.torch.dataset_from_arrays([readonly, labels])) == 5
+        assert len(npf.torch.backend.dataset_from_arrays([readonly, labels])) == 5
 
 
 @pytest.mark.parametrize(
@@ -217,14 +217,14 @@ def test_dataset_from_arrays_makes_records_of_rows() -> None:
 )
 def test_dataset_from_arrays_errors(arrays: object, message: str) -> None:
     with pytest.raises(TorchArgumentError, match=message):
-        npf.torch.dataset_from_arrays(arrays)  # type: ignore[arg-type]
+        npf.torch.backend.dataset_from_arrays(arrays)  # type: ignore[arg-type]
 
 
 def test_evaluate_takes_a_dataset_from_arrays(cpu_index) -> None:  # type: ignore[no-untyped-def]
     x, y = make_data(24)
     with torch.inference_mode():
         eager = float((make_model()(x).argmax(1) == y).float().mean())
-    dataset = npf.torch.dataset_from_arrays([x.numpy(), y.numpy()])
+    dataset = npf.torch.backend.dataset_from_arrays([x.numpy(), y.numpy()])
     reports = npf.torch.evaluate(
         cpu_index.index,
         dataset,

@@ -1,5 +1,5 @@
-"""neuronperf_torch.demo.demo: the digits model trained (or read from the cache), compiled, benchmarked,
-evaluated and plotted; and everything it refuses before doing any of that."""
+"""neuronperf_torch.demo.demo: the digits model trained (or read from the cache), compiled,
+benchmarked, evaluated and plotted; and everything it refuses before doing any of that."""
 
 from __future__ import annotations
 

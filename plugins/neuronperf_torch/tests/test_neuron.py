@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 from neuronperf_torch import devices, neuron
 from neuronperf_torch.errors import DeviceUnavailableError, TorchArgumentError
 from npt_helpers import RecordSetup, make_model, read_lines
 
 import neuronperf as npf
+from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 
 QUICK = {"duration": 0.2, "results_dir": None, "verbosity": 0, "stats_interval": 0}
 

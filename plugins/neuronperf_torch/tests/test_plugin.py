@@ -48,9 +48,8 @@ def test_listing_plugins_and_metrics_does_not_import_torch() -> None:
 
 
 def test_npf_torch_is_the_core_bound_to_the_torch_backend() -> None:
-    from neuronperf_torch.backend import TorchBackend
-
     import neuronperf.torch
+    from neuronperf_torch.backend import TorchBackend
 
     assert neuronperf.torch is npf.torch
     assert isinstance(npf.torch.backend, TorchBackend)
