@@ -134,7 +134,7 @@ class TorchBackend:
 
     name = "torch"
     description = "PyTorch on Neuron (torch-neuronx), CPU and CUDA: compile, benchmark, evaluate"
-    device_types = devices.DEVICE_TYPES  # neuron first: NeuronPerf 1.x's default
+    device_types: tuple[str, ...] = devices.DEVICE_TYPES  # neuron first: 1.x default
     extras = ("load",)
 
     # -- what is torch's ---------------------------------------------------------------------
@@ -305,11 +305,25 @@ class TorchBackend:
             )
         return device_type
 
-    def coerce_inputs(self, inputs: Any, batch_sizes: Sequence[int]) -> Any:
+    def coerce_inputs(
+        self, inputs: Any, batch_sizes: Sequence[int], options: BenchmarkOptions | None
+    ) -> Any:
         from neuronperf_torch import data as torch_data
 
+        loader_kwargs = options.dataloader_kwargs if options is not None else None
+        drop_col = options.eval_target_col if options is not None else None
         if batch_sizes and torch_data.kind_of(inputs) is not None:
-            return [torch_data.first_batch(inputs, size, None, None) for size in batch_sizes]
+            return [
+                torch_data.first_batch(inputs, size, loader_kwargs, drop_col)
+                for size in batch_sizes
+            ]
+        if loader_kwargs:
+            torch_data.check_loader_kwargs(inputs, loader_kwargs)  # raises: not torch data
+        if drop_col is not None:
+            raise TorchArgumentError(
+                "eval_target_col applies to a dataset (a torch Dataset or DataLoader given as "
+                "inputs, or any dataset with eval_metrics=[...]); these inputs are tensors."
+            )
         if isinstance(inputs, list):
             return [as_input(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
         return as_input(inputs, "inputs")
@@ -326,7 +340,7 @@ class TorchBackend:
         from neuronperf_torch import data as torch_data
 
         if torch_data.kind_of(dataset) is not None:
-            return torch_data.EvalSource(dataset, batch_size, target_col, options.dataloader_kwargs)
+            return torch_data.eval_rows(dataset, batch_size, target_col, options.dataloader_kwargs)
         if options.dataloader_kwargs:
             torch_data.check_loader_kwargs(dataset, options.dataloader_kwargs)  # raises
         return torch_data.rows_source(dataset, batch_size, target_col)
