@@ -79,6 +79,39 @@ class Timer:
         self._starts: list[float] = []
         self._stops: list[float] = []
         self._pending: float | None = None  # the start of the interval in progress
+        self._given: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None  # from_intervals
+
+    @classmethod
+    def from_intervals(
+        cls,
+        starts: npt.ArrayLike,
+        stops: npt.ArrayLike,
+        timer_fn: Callable[[], float] = time.perf_counter_ns,
+        timer_unit: str = "ns",
+    ) -> Timer:
+        """A timer holding intervals measured elsewhere, ``starts[i]`` to ``stops[i]``, in
+        ``timer_unit`` (by default the int nanoseconds of ``time.perf_counter_ns``, as raw
+        benchmark results hold them); ``start``/``stop`` add more. The values are kept
+        exactly, and arrays are not copied (a million samples make no Python objects)."""
+        begin, end = np.asarray(starts).ravel(), np.asarray(stops).ravel()
+        if begin.shape != end.shape:
+            raise ValueError(
+                f"Timer.from_intervals() needs one stop per start, got {begin.size} starts "
+                f"and {end.size} stops."
+            )
+        timer = cls(timer_fn, timer_unit)
+        timer._given = (begin, end)
+        return timer
+
+    def _pairs(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Every start and every stop: the given intervals, then those recorded here."""
+        recorded = np.asarray(self._starts), np.asarray(self._stops)
+        if self._given is None:
+            return recorded
+        if not self._starts:
+            return self._given
+        starts, stops = self._given
+        return np.concatenate([starts, recorded[0]]), np.concatenate([stops, recorded[1]])
 
     def start(self) -> None:
         """Start an interval."""
@@ -103,6 +136,7 @@ class Timer:
         self._starts.clear()
         self._stops.clear()
         self._pending = None
+        self._given = None
 
     def __enter__(self) -> Timer:
         self.start()
@@ -117,7 +151,7 @@ class Timer:
         self.stop()  # an interval that raised still took the time it took
 
     def __len__(self) -> int:
-        return len(self._starts)
+        return len(self._starts) + (0 if self._given is None else self._given[0].size)
 
     def __iter__(self) -> Iterator[float]:
         return iter(self.durations().tolist())
@@ -128,7 +162,7 @@ class Timer:
         With ``unit=None`` the values are the clock's own, unconverted (int64 for an
         int clock); with a unit they are converted to float64 in that unit.
         """
-        raw = np.column_stack([np.asarray(self._starts), np.asarray(self._stops)])
+        raw = np.column_stack(self._pairs())
         if unit is None:
             return raw
         return np.asarray(timestamp_convert(raw, self.timer_unit, unit))
@@ -136,16 +170,18 @@ class Timer:
     def durations(self, unit: str = "s") -> npt.NDArray[np.float64]:
         """The length of each recorded interval, as float64 in ``unit``."""
         # Subtract before converting, so int nanoseconds subtract exactly.
-        raw = np.asarray(self._stops) - np.asarray(self._starts)
+        starts, stops = self._pairs()
+        raw = stops - starts
         return np.asarray(timestamp_convert(raw, self.timer_unit, unit), dtype=np.float64)
 
     def total_duration(self, unit: str = "s") -> float:
         """The summed length of the recorded intervals in ``unit`` (0.0 when none)."""
-        raw = np.sum(np.asarray(self._stops) - np.asarray(self._starts))
+        starts, stops = self._pairs()
+        raw = np.sum(stops - starts)
         return float(timestamp_convert(raw, self.timer_unit, unit))
 
     def avg(self, unit: str = "s") -> float:
         """The mean interval length in ``unit``."""
-        if not self._starts:
+        if len(self) == 0:
             raise TimerStateError("Timer.avg() needs at least one recorded interval; none were.")
-        return self.total_duration(unit) / len(self._starts)
+        return self.total_duration(unit) / len(self)
