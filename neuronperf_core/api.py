@@ -27,7 +27,7 @@ from neuronperf_core.options import BenchmarkOptions, CompileOptions, OptionErro
 
 logger = logging.getLogger("neuronperf.api")
 
-Reports = list[dict[str, Any]]
+Reports = list[dict[str, Any]]  # return_timers=True: (config, results) pairs instead
 
 # evaluate(): one copy, in this process, one pass: replicating a model does not change its
 # accuracy, and a fresh interpreter per copy would cost more than scoring a dataset.
@@ -132,7 +132,8 @@ def _compile_batch_sizes(
 
 def benchmark(backend: Backend, target: Any, inputs: Any, **kwargs: Any) -> Reports:
     """Benchmark every finished config of a model index (or one model file, or a model
-    object) over the sweep; one report per config (raw results with ``return_timers``).
+    object) over the sweep; one report per config (with ``return_timers``, NeuronPerf
+    1.x's ``(config, results)`` pairs, whose results carry the raw result under "raw").
 
     Per config x ``workers_per_model`` x ``n_models``: each copy is placed, loaded, set up
     and warmed up, then its workers run for ``duration`` seconds. With ``eval_metrics``

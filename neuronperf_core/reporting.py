@@ -2,8 +2,10 @@
 
 ``get_reports`` turns each raw result (see ``neuronperf_core.benchmarking.results``)
 into one flat report dict of plain Python values (JSON-serialisable, no numpy
-scalars). ``print_reports``, ``write_csv`` and ``write_json`` only format reports.
-Reporting never runs a model.
+scalars). ``timer_pairs`` turns raw results into NeuronPerf 1.x's ``(config,
+results)`` pairs with ``Timer`` objects (``return_timers=True``); ``get_reports``
+takes those too. ``print_reports``, ``write_csv`` and ``write_json`` only format
+reports. Reporting never runs a model.
 
 Measurement semantics (all workers of all copies pooled):
 
@@ -39,6 +41,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from copy import deepcopy
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO
 
@@ -51,6 +54,7 @@ from neuronperf_core.errors import NeuronPerfError
 # The one atomic-write helper of the package (temp file in the same folder + os.replace).
 from neuronperf_core.files import atomic_write, results_stem
 from neuronperf_core.report_fields import PERCENTILES
+from neuronperf_core.timing import Timer
 
 __all__ = [
     "PERCENTILE_METHOD",
@@ -58,13 +62,17 @@ __all__ = [
     "SUMMARY_COLS",
     "Report",
     "ReportError",
+    "TimerPair",
     "get_reports",
     "print_reports",
+    "timer_pairs",
     "write_csv",
     "write_json",
 ]
 
 Report = dict[str, Any]
+TimerPair = tuple[dict[str, Any], dict[str, Any]]
+"""NeuronPerf 1.x's ``(config, results)``: what ``benchmark(..., return_timers=True)`` returns."""
 
 
 class ReportError(NeuronPerfError, ValueError):
@@ -145,13 +153,15 @@ Int64Array = npt.NDArray[np.int64]
 # ---------------------------------------------------------------- raw results -> reports
 
 
-def get_reports(results: Iterable[RawResult], cost_per_hour: float | None = None) -> list[Report]:
-    """One report dict per raw result, in the same order.
+def get_reports(
+    results: Iterable[RawResult | TimerPair], cost_per_hour: float | None = None
+) -> list[Report]:
+    """One report dict per result, in the same order.
 
-    ``results`` are the raw results ``benchmark`` returns (dicts with "config",
-    "status", "workers", ...). NeuronPerf 1.x's ``(config, results)`` tuples
-    from ``return_timers=True`` are not accepted. ``cost_per_hour`` (the price
-    of the instance) adds ``cost_per_1m_inf``.
+    ``results`` are what ``benchmark`` returns with ``return_timers=True``: NeuronPerf
+    1.x's ``(config, results)`` pairs (``timer_pairs``), or the raw results they carry
+    (dicts with "config", "status", "workers", ...); both give the same reports.
+    ``cost_per_hour`` (the price of the instance) adds ``cost_per_1m_inf``.
     """
     if isinstance(results, Mapping):
         raise ReportError(
@@ -160,20 +170,28 @@ def get_reports(results: Iterable[RawResult], cost_per_hour: float | None = None
         )
     if cost_per_hour is not None and not cost_per_hour >= 0:
         raise ReportError(f"cost_per_hour must be a number >= 0 or None, got {cost_per_hour!r}.")
-    return [_report(raw, i, cost_per_hour) for i, raw in enumerate(results)]
+    return [_report(_raw_of(item, i), i, cost_per_hour) for i, item in enumerate(results)]
+
+
+def _raw_of(item: Any, index: int) -> Any:
+    """The raw result of a ``(config, results)`` pair; anything else as it is."""
+    if not isinstance(item, tuple):
+        return item
+    if len(item) == 2 and isinstance(item[1], Mapping) and isinstance(item[1].get("raw"), Mapping):
+        return item[1]["raw"]
+    raise ReportError(
+        f"results[{index}] is a tuple, but not a (config, results) pair that benchmark() "
+        "returned: NeuronPerf 1.x (config, results) tuples are read through the raw result "
+        "their results dict carries under 'raw'. Pass the list benchmark(..., "
+        "return_timers=True) returns, or its raw results."
+    )
 
 
 def _report(raw: Any, index: int, cost_per_hour: float | None) -> Report:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("config"), Mapping):
-        hint = (
-            " NeuronPerf 1.x (config, results) tuples are not supported; pass the list "
-            "benchmark() returns."
-            if isinstance(raw, tuple)
-            else ""
-        )
         raise ReportError(
             f"results[{index}] is not a raw result: expected a dict with a 'config' dict, "
-            f"got {type(raw).__name__}.{hint}"
+            f"got {type(raw).__name__}."
         )
     config = raw["config"]
     report: Report = dict.fromkeys(REPORT_FIELDS)
@@ -233,8 +251,7 @@ def _latency_and_throughput(raw: Mapping[str, Any], index: int, batch_size: int)
     out["total_infs"] = total_infs
     out["latency_samples"] = int(latency_ns.size)
 
-    window = raw.get("window_ns")
-    total_s = None if window is None else (int(window[1]) - int(window[0])) / _NS_PER_S
+    total_s = _total_s(raw)
     out["total_s"] = total_s
     # None, never NaN: nothing measured is not a number.
     out["throughput_avg"] = out["throughput_peak"] = None
@@ -254,6 +271,12 @@ def _latency_and_throughput(raw: Mapping[str, Any], index: int, batch_size: int)
         out[f"{phase}_avg_ms"] = float(values.mean()) / _NS_PER_MS if values.size else None
     out["worker_avg_s"] = sum(spans_ns) / len(spans_ns) / _NS_PER_S if spans_ns else None
     return out
+
+
+def _total_s(raw: Mapping[str, Any]) -> float | None:
+    """The length of the timed window, in seconds; None when nothing was timed."""
+    window = raw.get("window_ns")
+    return None if window is None else (int(window[1]) - int(window[0])) / _NS_PER_S
 
 
 def _samples(values: Any, kept: int, index: int, name: str) -> Int64Array:
@@ -309,6 +332,100 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+# ---------------------------------------------------------------- raw results -> 1.x pairs
+
+# NeuronPerf 1.x's timer names, in its order: those of each copy, then those of each worker.
+_TIMER_NAMES = ("env_setup", "setup", "load", "input", "warmup", *PHASES[1:], "e2e", "worker")
+_RUN_ORDER = ("env_setup", "load", "setup", "warmup")  # the order a copy runs its steps in
+
+
+def timer_pairs(results: Iterable[RawResult]) -> list[TimerPair]:
+    """NeuronPerf 1.x's ``(config, results)`` pair of each raw result, in the same order:
+    what ``benchmark(..., return_timers=True)`` returns; ``get_reports`` reads it.
+
+    ``config`` is the raw result's config (``multiprocess``, ``multiinterpreter``,
+    ``n_models``, ``batch_size``, ...). ``results`` holds ``workers_per_model``,
+    ``status``, ``error``, ``n_infs`` (timed inferences, all workers: the report's
+    ``total_infs``), ``total_s`` (the timed window), ``cpu_percents`` and
+    ``mem_percents`` (the samples), ``timers``, and ``raw``: the raw result itself,
+    so nothing measured is lost.
+
+    ``timers`` maps 1.x's timer names to lists of ``Timer`` in int nanoseconds
+    (``time.perf_counter_ns``). ``env_setup``, ``setup``, ``load`` and ``warmup``:
+    one per copy, holding one interval each (0 long where no hook was given), counted
+    from the copy's start, since raw results keep their lengths only. ``input``,
+    ``preprocess``, ``infer``, ``postprocess``, ``e2e`` and ``worker``: one per worker
+    of every copy. ``e2e`` holds the kept samples (every ``stride``-th inference once a
+    worker passed ``max_samples``), the phases the same inferences' phases back to back
+    as they ran, ``worker`` the span from a worker's first start to its last end. A
+    phase that was not timed has empty timers (``len`` 0; ``avg`` raises): without pre-
+    or postprocess functions only ``infer`` is, and equals ``e2e``.
+    """
+    if isinstance(results, Mapping):
+        raise ReportError(
+            "timer_pairs() takes a list of raw results, got one raw result (a dict); "
+            "wrap it in a list: timer_pairs([result])."
+        )
+    return [_timer_pair(raw, i) for i, raw in enumerate(results)]
+
+
+def _timer_pair(raw: Any, index: int) -> TimerPair:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("config"), Mapping):
+        raise ReportError(
+            f"results[{index}] is not a raw result: expected a dict with a 'config' dict, "
+            f"got {type(raw).__name__}."
+        )
+    config = deepcopy(dict(raw["config"]))
+    workers = raw.get("workers") or []
+    stats = raw.get("stats") or {}
+    results = {
+        "workers_per_model": config.get("workers_per_model"),
+        "status": raw.get("status"),
+        "error": raw.get("error"),
+        "n_infs": sum(int(w["count"]) for w in workers),
+        "total_s": _total_s(raw),
+        "cpu_percents": np.asarray(stats.get("cpu_percent", []), np.float64).tolist(),
+        "mem_percents": np.asarray(stats.get("mem_percent", []), np.float64).tolist(),
+        "timers": _timers(raw.get("copies") or [], workers, index),
+        "raw": raw,
+    }
+    return config, results
+
+
+def _timers(
+    copies: Sequence[Mapping[str, Any]], workers: Sequence[Mapping[str, Any]], index: int
+) -> dict[str, list[Timer]]:
+    timers: dict[str, list[Timer]] = {name: [] for name in _TIMER_NAMES}
+    for c in copies:
+        begin = 0
+        for name in _RUN_ORDER:
+            length = int(c.get(f"{name}_ns") or 0)
+            timers[name].append(Timer.from_intervals([begin], [begin + length]))
+            begin += length
+    empty = np.empty(0, np.int64)
+    for w in workers:
+        count, stride = int(w["count"]), int(w.get("stride", 1))
+        kept = -(-count // stride)
+        start = _samples(w["start_ns"], kept, index, "start_ns")
+        end = _samples(w["end_ns"], kept, index, "end_ns")
+        timers["e2e"].append(Timer.from_intervals(start, end))
+        phases = w.get("phases_ns") or {}
+        at = start
+        for phase in PHASES:  # back to back, as the worker ran them
+            if phase in phases:
+                took = _samples(phases[phase], kept, index, f"phases_ns[{phase!r}]")
+                timers[phase].append(Timer.from_intervals(at, at + took))
+                at = at + took
+            else:
+                timers[phase].append(Timer.from_intervals(empty, empty))
+        span = Timer.from_intervals(empty, empty)
+        if count:  # first start to last end, as the report's worker_avg_s
+            last = int(w.get("last_end_ns") or end.max())
+            span = Timer.from_intervals([int(start.min())], [last])
+        timers["worker"].append(span)
+    return timers
 
 
 # ---------------------------------------------------------------- reports -> table, CSV, JSON

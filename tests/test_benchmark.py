@@ -520,7 +520,8 @@ def test_hooks_run_in_each_copys_own_process(
 @pytest.mark.parametrize("runner", LOCAL_RUNNERS)
 def test_duration_zero_is_one_pass_over_the_input(runner: str) -> None:
     kwargs = {**QUICK, "duration": 0, "max_infers": None, "workers_per_model": 2}
-    (raw,) = cpu.benchmark(npf.DummyModel, X, runner=runner, return_timers=True, **kwargs)
+    ((_, results),) = cpu.benchmark(npf.DummyModel, X, runner=runner, return_timers=True, **kwargs)
+    raw = results["raw"]
     assert raw["status"] == "finished"
     assert sum(w["count"] for w in raw["workers"]) == 1
     (report,) = get_reports([raw])
@@ -533,13 +534,14 @@ def test_duration_zero_is_one_pass_over_the_input(runner: str) -> None:
 @pytest.mark.parametrize("duration", [0, 60])
 def test_max_infers_bounds_the_count_exactly(runner: str, duration: float) -> None:
     kwargs = {**QUICK, "duration": duration, "max_infers": 1001}
-    (raw,) = cpu.benchmark(
+    ((_, results),) = cpu.benchmark(
         npf.DummyModel,
         X,
         runner=runner,
         return_timers=True,
         **{**kwargs, "n_models": 2, "workers_per_model": 2},
     )
+    raw = results["raw"]
     assert raw["status"] == "finished"
     assert sorted(w["count"] for w in raw["workers"]) == [250, 250, 250, 251]
     assert sorted((w["copy_id"], w["worker_id"]) for w in raw["workers"]) == [
@@ -869,13 +871,14 @@ def test_verbosity_zero_silences_the_quality_warnings(caplog: pytest.LogCaptureF
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="CPU and memory come from /proc")
 @pytest.mark.parametrize("runner", LOCAL_RUNNERS)
 def test_cpu_memory_and_cost_are_reported(runner: str) -> None:
-    (raw,) = cpu.benchmark(
+    ((_, results),) = cpu.benchmark(
         npf.DummyModel(latency_s=0.001),
         X,
         runner=runner,
         return_timers=True,
         **{**QUICK, "duration": 0.5, "max_infers": None, "stats_interval": 0.05},
     )
+    raw = results["raw"]
     assert raw["status"] == "finished"
     stats = raw["stats"]
     assert stats["interval_s"] == 0.05
@@ -952,3 +955,156 @@ def test_each_worker_thread_runs_the_models_worker_setup_once() -> None:
     assert len(setups) == len(set(setups)) == 4  # 2 copies x 2 workers, once each, own threads
     assert set(setups) <= RecordsWorkerSetup.calls  # the threads that ran the timed calls
     assert threading.get_ident() not in setups  # not the caller's (warm-up) thread
+
+
+# -- NeuronPerf 1.x scripts: return_timers=True gives (config, results) pairs -------------------
+# The code below is written as a 1.x user wrote it (1.x's own tests read these keys).
+
+TIMER_NAMES_1X = {
+    "env_setup", "setup", "load", "input", "warmup",
+    "preprocess", "infer", "postprocess", "e2e", "worker",
+}  # fmt: skip
+COPY_TIMERS_1X = ("env_setup", "setup", "load", "warmup")
+WORKER_TIMERS_1X = ("input", "preprocess", "infer", "postprocess", "e2e", "worker")
+
+
+@pytest.mark.parametrize(
+    ("flags", "multiprocess", "multiinterpreter"),
+    [
+        ({"multiprocess": False}, False, False),
+        ({"multiprocess": True}, True, False),
+        ({"multiprocess": False, "multiinterpreter": True}, True, True),
+    ],
+)
+def test_1x_script_unpacks_config_results_pairs(
+    flags: dict[str, bool],
+    multiprocess: bool,
+    multiinterpreter: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(devices, "cpu_cores", lambda: 2)  # a machine with 2 cores
+    benchmarker_results = npf.cpu.benchmark(
+        npf.DummyModel,
+        [np.array([1, 2, 3, 4])],
+        batch_sizes=[1],
+        duration=0.3,
+        workers_per_model=1,
+        stats_interval=0.05,
+        verbosity=0,
+        return_timers=True,
+        results_dir=tmp_path,
+        **flags,
+    )
+    # n_models unset: 1.x's sweep [1, max copies], one (config, results) pair each.
+    assert len(benchmarker_results) == 2
+    for config, results in benchmarker_results:
+        assert config["multiprocess"] == multiprocess
+        assert config["multiinterpreter"] == multiinterpreter
+        assert results["status"] == "finished"
+        assert results["n_infs"] > 100
+        assert results["total_s"] > 0
+        assert "cpu_percents" in results and "mem_percents" in results
+        assert all(isinstance(p, float) for p in results["cpu_percents"] + results["mem_percents"])
+        assert set(results["timers"]) == TIMER_NAMES_1X
+        # at least one timer per model copy, as 1.x's tests check
+        assert len(next(iter(results["timers"].values()))) >= config["n_models"]
+        assert all(isinstance(t, npf.Timer) for ts in results["timers"].values() for t in ts)
+    assert [c["n_models"] for c, _ in benchmarker_results] == [1, 2]
+
+    reports = npf.get_reports(benchmarker_results)
+    (written,) = result_files(tmp_path, "DummyModel")  # the reports of the run itself
+    assert reports == json.loads(written.read_text())
+    assert reports == npf.get_reports([results["raw"] for _, results in benchmarker_results])
+    assert reports == npf.get_reports(benchmarker_results, cost_per_hour=None)
+    assert all(
+        r["total_infs"] == res["n_infs"]
+        for r, (_, res) in zip(reports, benchmarker_results, strict=True)
+    )
+    npf.print_reports(reports)
+    assert Path(npf.write_csv(reports, tmp_path / "r.csv")).is_file()
+
+
+def test_1x_timers_per_copy_and_worker_agree_with_the_reports() -> None:
+    pairs = cpu.benchmark(
+        npf.DummyModel, X, runner="threads", return_timers=True,
+        **{**QUICK, "max_infers": 400, "n_models": 2, "workers_per_model": 2},
+    )  # fmt: skip
+    ((config, results),) = pairs
+    (report,) = get_reports(pairs)
+    timers = results["timers"]
+    for name in COPY_TIMERS_1X:  # one per copy, one interval each
+        assert [len(t) for t in timers[name]] == [1, 1]
+        assert report[f"{name}_avg_ms"] == pytest.approx(
+            np.mean([t.avg("ms") for t in timers[name]])
+        )
+    for name in WORKER_TIMERS_1X:  # one per worker of every copy
+        assert len(timers[name]) == config["n_models"] * config["workers_per_model"] == 4
+    e2e = timers["e2e"]
+    assert sum(len(t) for t in e2e) == results["n_infs"] == report["total_infs"] == 400
+    latencies = np.concatenate([t.durations("ms") for t in e2e])
+    assert report["latency_ms_avg"] == pytest.approx(latencies.mean())
+    assert report["latency_ms_p50"] == pytest.approx(np.percentile(latencies, 50))
+    assert report["worker_avg_s"] == pytest.approx(np.mean([t.avg("s") for t in timers["worker"]]))
+    for e, infer, worker in zip(e2e, timers["infer"], timers["worker"], strict=True):
+        # Timer methods, as 1.x scripts call them
+        assert len(e) == len(e.durations()) == len(e.timestamps()) == len(list(e)) > 0
+        assert e.avg("ms") == pytest.approx(e.durations("ms").mean())
+        assert e.total_duration("ns") == pytest.approx(e.durations("ns").sum())
+        assert e.timestamps().dtype == np.int64  # the raw nanoseconds, exactly
+        assert (e.durations("ns") >= 0).all()
+        # without pre/postprocess functions only the model call is timed: infer == e2e
+        assert np.array_equal(infer.timestamps(), e.timestamps())
+        assert worker.timestamps()[0, 0] == e.timestamps()[0, 0]
+        assert worker.total_duration("s") >= e.total_duration("s")
+    for name in ("input", "preprocess", "postprocess"):  # not timed: empty timers
+        assert all(len(t) == 0 and t.total_duration() == 0 for t in timers[name])
+    assert results["raw"]["workers"][0]["count"] == len(e2e[0])
+
+
+def test_1x_phase_timers_are_back_to_back_within_each_inference() -> None:
+    ((_, results),) = cpu.benchmark(
+        npf.DummyModel, X, runner="threads", return_timers=True, preprocess_fn=identity,
+        postprocess_fn=identity, **{**QUICK, "max_infers": 50},
+    )  # fmt: skip
+    timers = {name: ts[0].timestamps() for name, ts in results["timers"].items()}
+    phases = [timers[p] for p in ("input", "preprocess", "infer", "postprocess")]
+    assert all(len(p) == 50 for p in phases)
+    assert np.array_equal(phases[0][:, 0], timers["e2e"][:, 0])  # input starts each inference
+    for before, after in itertools.pairwise(phases):
+        assert np.array_equal(before[:, 1], after[:, 0])
+    assert np.array_equal(phases[-1][:, 1], timers["e2e"][:, 1])  # postprocess ends it
+    timer = results["timers"]["preprocess"][0]
+    with timer:  # a timer given back still times, in its own clock (int ns)
+        pass
+    assert len(timer) == 51 and timer.durations("ns")[-1] >= 0
+
+
+def load_nothing(filename: str, device_id: int = 0) -> Any:
+    raise RuntimeError(f"cannot load {filename}")
+
+
+def test_1x_pairs_of_a_failed_config_and_of_an_evaluation() -> None:
+    pairs = npf.benchmark(
+        load_nothing, "m.model", X, runner="threads", return_timers=True, verbosity=0, **QUICK
+    )
+    ((_, results),) = pairs
+    assert results["status"] == "error" and "RuntimeError" in results["error"]
+    assert results["n_infs"] == 0 and results["total_s"] is None
+    assert all(len(t) == 0 for name in WORKER_TIMERS_1X for t in results["timers"][name])
+    assert get_reports(pairs)[0]["status"] == "error"
+    rows = [(np.float64(i), i % 2) for i in range(10)]
+    ((_, evaluated),) = cpu.evaluate(
+        identity, rows, metrics="accuracy", return_timers=True, results_dir=None, verbosity=0
+    )
+    assert evaluated["raw"]["metrics"]["accuracy"] == get_reports([evaluated["raw"]])[0]["accuracy"]
+    assert evaluated["n_infs"] == 10
+
+
+def test_get_reports_refuses_a_tuple_that_is_not_a_pair_from_benchmark() -> None:
+    ((config, results),) = cpu.benchmark(
+        npf.DummyModel, X, runner="threads", return_timers=True, **QUICK
+    )
+    without_raw = {k: v for k, v in results.items() if k != "raw"}
+    with pytest.raises(npf.NeuronPerfError, match=r"results\[0\] is a tuple.*'raw'"):
+        get_reports([(config, without_raw)])

@@ -11,7 +11,7 @@ from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.runners import Runner
 from neuronperf_core.benchmarking.worker import Job
 from neuronperf_core.options import BenchmarkOptions
-from neuronperf_core.reporting import get_reports, write_json
+from neuronperf_core.reporting import get_reports, timer_pairs, write_json
 
 logger = logging.getLogger("neuronperf.benchmark")
 
@@ -33,10 +33,11 @@ def run_sweep(
     results_path: Path | None,
     *,
     evaluating: bool,
-) -> list[dict[str, Any]]:
-    """Run every job; return the reports (the raw results with ``return_timers``). The
-    results file is rewritten after each config, so a crash later loses nothing measured;
-    Ctrl-C returns what finished."""
+) -> list[Any]:
+    """Run every job; return the reports (with ``return_timers``, NeuronPerf 1.x's
+    ``(config, results)`` pairs: ``reporting.timer_pairs``). The results file is rewritten
+    after each config, so a crash later loses nothing measured; Ctrl-C returns what
+    finished."""
     progress = Progress(len(jobs), options.duration, options.verbosity, evaluating=evaluating)
     results: list[RawResult] = []
     reports: list[dict[str, Any]] = []
@@ -72,7 +73,7 @@ def run_sweep(
         progress.done()
     if results_path is not None and results:
         logger.info("results written to %s", results_path)
-    return results if options.return_timers else reports
+    return timer_pairs(results) if options.return_timers else reports
 
 
 def _check_quality(report: dict[str, Any], verbosity: int, evaluating: bool) -> None:
