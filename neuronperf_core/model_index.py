@@ -13,12 +13,16 @@ NeuronPerf 1.x load too: their ``version`` is the package version ("1.6.0.0",
 "0.0.0.0+0bc220a"), and missing ``model_name``, ``cast_mode``, ``compile_s`` and
 ``status`` get defaults.
 
-Paths: a relative model filename in an index *file* is relative to the folder that
-holds the file, so an index and its models can be moved together. Every index dict
-this module returns holds absolute filenames (in a dict you build yourself, relative
-filenames are taken relative to the current directory, as in 1.x), and ``save``
-writes the filenames under the index's folder as relative paths, the others as
-absolute ones.
+Paths: in an index *file*, a relative model filename is relative to the folder that
+holds the file, so an index and its models can be moved together; ``save`` writes the
+models under the index's folder as relative paths, the others as absolute ones. In an
+index *dict*, filenames are kept as the user gave them, and a relative one is relative
+to the current directory, as in 1.x: ``create("m.pt")`` holds ``"m.pt"``, and ``load``
+joins the file's relative names to the folder of the index path it was given
+(``load("runs/net.json")`` holds ``"runs/models/m.pt"``; an index in the current
+directory reads exactly as written). Filenames are made absolute only where a file is
+touched: ``copy``, ``move``, ``delete``, and ``resolve``, which the benchmark engine
+calls before loading models, so that a run finds them from any current directory.
 
 Every function takes an index dict or the path of an index file.
 """
@@ -49,6 +53,7 @@ __all__ = [
     "filter",
     "load",
     "move",
+    "resolve",
     "save",
 ]
 
@@ -119,8 +124,22 @@ def create(
 
 
 def load(filename: IndexLike) -> IndexDict:
-    """Read and validate an index; the result holds absolute model filenames."""
+    """Read and validate an index. Its relative model filenames come joined to the folder
+    of ``filename`` as given, so they are relative to the current directory like those of
+    any index dict (unchanged when the index is in the current directory)."""
     return _read(filename)[0]
+
+
+def resolve(index: IndexLike) -> IndexDict:
+    """The index with every model filename absolute: what a loader needs, from any current
+    directory (an index file's relative names are relative to its folder, a dict's to the
+    current directory). The one place the benchmark engine turns index filenames into the
+    paths it loads."""
+    data, _ = _read(index)
+    for config in data["model_configs"]:
+        if config["filename"] is not None:
+            config["filename"] = os.fspath(_absolute(Path(config["filename"])))
+    return data
 
 
 def save(
@@ -161,7 +180,9 @@ def filter(index: IndexLike, **kv: Any) -> IndexDict:  # shadows the builtin: th
     """The configs whose ``key`` equals ``value`` for every ``key=value`` given.
 
     A value may be a list (or tuple, set) of accepted values; ``None`` filters nothing.
-    A ``filename`` value is resolved like the filenames in the index.
+    A relative ``filename`` value is relative to the index file's folder (for a dict, to
+    the current directory), like the filenames in the index, and matches however the
+    same file is spelled.
     """
     data, path = _read(index)
     configs = data["model_configs"]
@@ -177,7 +198,9 @@ def filter(index: IndexLike, **kv: Any) -> IndexDict:  # shadows the builtin: th
             continue
         accepted = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
         if key == "filename":
-            accepted = [_resolve(v, _base_dir(path)) if v is not None else v for v in accepted]
+            wanted = {_resolve(v, _base_dir(path)) if v is not None else v for v in accepted}
+            configs = [c for c in configs if _resolve_or_none(c["filename"]) in wanted]
+            continue
         configs = [c for c in configs if key in c and c[key] in accepted]
     return {**data, "model_configs": configs}
 
@@ -228,7 +251,8 @@ def delete(index: IndexLike, *, allow_outside: bool = False) -> None:
 
 
 def _read(index: IndexLike) -> tuple[IndexDict, Path | None]:
-    """A validated copy of the index with absolute filenames, and its file (None for a dict)."""
+    """A validated copy of the index, its filenames relative to the current directory (or
+    absolute), and its file (None for a dict)."""
     if isinstance(index, (str, os.PathLike)):
         path = _absolute(Path(index))
         where = f"model index {os.fspath(path)!r}"
@@ -246,6 +270,10 @@ def _read(index: IndexLike) -> tuple[IndexDict, Path | None]:
         except json.JSONDecodeError as e:
             raise _malformed(where, f"it is not valid JSON ({e})") from None
         data = _validate(raw, where, default_name=path.stem)
+        folder = os.path.dirname(os.fspath(index))  # as the user gave it
+        for config in data["model_configs"]:
+            if config["filename"] is not None:
+                config["filename"] = _joined(folder, config["filename"])
     elif isinstance(index, Mapping):
         path = None
         data = _validate(deepcopy(dict(index)), "model index dict", default_name="model")
@@ -253,9 +281,6 @@ def _read(index: IndexLike) -> tuple[IndexDict, Path | None]:
         raise ModelIndexError(
             f"Expected a model index dict or the path of an index file, got {type(index).__name__}."
         )
-    for config in data["model_configs"]:
-        if config["filename"] is not None:
-            config["filename"] = _resolve(config["filename"], _base_dir(path))
     return data, path
 
 
@@ -334,13 +359,28 @@ def _resolve(filename: str | os.PathLike[str], base: Path) -> str:
     return os.fspath(_absolute(base / filename))
 
 
-def _relative_if_inside(filename: str, folder: Path) -> str:
-    """``filename`` relative to ``folder`` when it lies inside it, else unchanged."""
-    try:
-        relative = Path(os.path.relpath(filename, folder))
-    except ValueError:  # Windows: another drive
+def _resolve_or_none(filename: str | None) -> str | None:
+    """An index dict's filename made absolute (relative names are the current directory's)."""
+    return None if filename is None else _resolve(filename, Path.cwd())
+
+
+def _joined(folder: str, filename: str) -> str:
+    """A filename read from an index file in ``folder`` (as given: "" is the current
+    directory), as a name relative to the current directory, or absolute."""
+    if not folder or os.path.isabs(filename):
         return filename
-    return filename if relative.parts[:1] == (os.pardir,) else relative.as_posix()
+    return os.path.normpath(os.path.join(folder, filename))
+
+
+def _relative_if_inside(filename: str, folder: Path) -> str:
+    """``filename`` (relative to the current directory, or absolute) relative to
+    ``folder`` when it lies inside it, else absolute."""
+    absolute = os.fspath(_absolute(Path(filename)))
+    try:
+        relative = Path(os.path.relpath(absolute, folder))
+    except ValueError:  # Windows: another drive
+        return absolute
+    return absolute if relative.parts[:1] == (os.pardir,) else relative.as_posix()
 
 
 def _real(path: Path) -> Path:
@@ -371,8 +411,10 @@ def _to_json(data: IndexDict, path: Path) -> str:
 
 
 def _model_paths(data: IndexDict) -> list[Path]:
-    """The distinct model paths the index lists, in order."""
-    paths = [Path(c["filename"]) for c in data["model_configs"] if c["filename"] is not None]
+    """The distinct model paths the index lists, absolute, in order."""
+    paths = [
+        _absolute(Path(c["filename"])) for c in data["model_configs"] if c["filename"] is not None
+    ]
     return list(dict.fromkeys(paths))
 
 
@@ -414,8 +456,9 @@ def _copy(
                 shutil.copy2(src, dst)
         new_data = deepcopy(data)
         for config in new_data["model_configs"]:
-            if config["filename"] is not None:
-                config["filename"] = os.fspath(destinations[Path(config["filename"])])
+            if config["filename"] is not None:  # in new_dir as the user gave it, as in 1.x
+                name = destinations[_absolute(Path(config["filename"]))].name
+                config["filename"] = os.path.join(os.fspath(new_dir), name)
         return save(new_data, new_index)
     except BaseException:
         for dst in started:  # leave no half copy behind

@@ -70,7 +70,7 @@ def test_create_holds_one_config_with_the_1x_fields(cwd: Path) -> None:
         "model_name": "resnet_b4_p1_abcd1234",
         "model_configs": [
             {
-                "filename": str(cwd / "models/resnet_b4_p1_abcd1234.pt"),
+                "filename": "models/resnet_b4_p1_abcd1234.pt",  # as given, as in 1.x
                 "input_idx": 1,
                 "batch_size": 4,
                 "pipeline_size": 2,
@@ -132,7 +132,8 @@ def test_save_load_round_trip_keeps_everything(cwd: Path) -> None:
     written = model_index.save(index, "net.json")
     assert written == "net.json"
     assert model_index.load(written) == index
-    assert model_index.load(cwd / written) == index
+    # An index path given absolute gives absolute filenames: the same files.
+    assert model_index.load(cwd / written) == model_index.resolve(index)
 
 
 def test_save_writes_filenames_relative_to_the_index_folder(cwd: Path) -> None:
@@ -441,7 +442,7 @@ def test_copy_accepts_a_dict_and_copies_model_folders(cwd: Path) -> None:
     new = model_index.copy(index, "out.json", "out")
     assert new == "out.json"
     assert (cwd / "out/saved_model/variables/data").read_text() == "weights"
-    assert model_index.load(new)["model_configs"][0]["filename"] == str(cwd / "out/saved_model")
+    assert model_index.load(new)["model_configs"][0]["filename"] == "out/saved_model"
 
 
 @pytest.mark.parametrize(
@@ -656,3 +657,148 @@ def test_round_trip_create_save_load_filter_copy_move_delete(cwd: Path) -> None:
     model_index.delete(moved)
     model_index.delete(path)
     assert files_under(cwd) == []
+
+
+# ---------------------------------------------------------------- NeuronPerf 1.x's filenames
+# 1.x kept each filename as the user gave it and wrote it so. The first tests are 1.x's own
+# sanity tests of the model index, adapted only to run in a temporary folder.
+
+
+def test_1x_create_keeps_the_filename_as_given(cwd: Path) -> None:
+    index = model_index.create("dummy_model.ext", model_name="dummy")
+    assert index["model_name"] == "dummy"
+    assert len(index["model_configs"]) == 1
+    assert index["model_configs"][0]["filename"] == "dummy_model.ext"
+
+
+def test_1x_create_save_load_delete(cwd: Path) -> None:
+    model_filename = os.path.join("models", "dummy.model")
+    index = model_index.create(model_filename, model_name="Dummy")
+    model_index.save(index, filename="dummy_index.json")
+    assert os.path.exists("dummy_index.json")
+    loaded = model_index.load("dummy_index.json")
+    assert loaded == index
+    assert loaded["model_configs"][0]["filename"] == model_filename
+    assert loaded["model_configs"][0]["batch_size"] == 1
+    model_index.delete("dummy_index.json")
+    assert not os.path.exists("dummy_index.json")
+
+
+@pytest.mark.parametrize("given", ["dict", "file"])
+def test_1x_copy_gives_filenames_in_the_new_folder_as_named(cwd: Path, given: str) -> None:
+    model_filename = os.path.join("models", "dummy.model")
+    touch(cwd / model_filename)
+    index = model_index.create(model_filename, model_name="Dummy")
+    model_index.save(index, filename="dummy_index.json")
+    old = index if given == "dict" else "dummy_index.json"
+    assert model_index.copy(old, "new_index.json", "new_models") == "new_index.json"
+    assert os.path.exists(model_filename) and os.path.exists("dummy_index.json")
+    assert os.path.exists(os.path.join("new_models", "dummy.model"))
+    new_index = model_index.load("new_index.json")
+    assert new_index["model_configs"][0]["filename"] == os.path.join("new_models", "dummy.model")
+    on_disk = json.loads((cwd / "new_index.json").read_text())
+    assert on_disk["model_configs"][0]["filename"] == "new_models/dummy.model"
+
+
+def test_1x_move(cwd: Path) -> None:
+    model_filename = os.path.join("models", "dummy.model")
+    touch(cwd / model_filename)
+    model_index.save(model_index.create(model_filename, model_name="Dummy"), "dummy_index.json")
+    model_index.move("dummy_index.json", "new_index.json", "new_models")
+    assert not os.path.exists("dummy_index.json") and not os.path.exists(model_filename)
+    new_index = model_index.load("new_index.json")
+    assert new_index["model_configs"][0]["filename"] == os.path.join("new_models", "dummy.model")
+    model_index.delete("new_index.json")
+    assert files_under(cwd) == []
+
+
+def test_1x_append_and_filter_on_filenames_as_given(cwd: Path) -> None:
+    indexes = [model_index.create(f"Dummy_{x}", model_name="Dummy") for x in range(10)]
+    combined = model_index.append(*indexes)
+    assert [c["filename"] for c in combined["model_configs"]] == [f"Dummy_{x}" for x in range(10)]
+    assert (
+        len(model_index.append(*(model_index.create("Dummy") for _ in range(10)))["model_configs"])
+        == 1
+    )
+
+    idx = model_index.append(
+        model_index.create("fake", performance_level=2, compile_s=1),
+        model_index.create("fake2", compile_s=2),
+    )
+    filtered = model_index.filter(idx, filename="fake")
+    assert [c["filename"] for c in filtered["model_configs"]] == ["fake"]
+    assert filtered["model_name"] == "fake"
+    assert len(model_index.filter(idx, filename=str(cwd / "fake"))["model_configs"]) == 1
+    assert len(model_index.filter(idx, compile_s=None)["model_configs"]) == 2
+
+
+def test_compile_style_index_keeps_models_dir_relative(cwd: Path) -> None:
+    # What api.compile does: create(os.fspath(models_dir / name)), append, save(filename).
+    for filename, models_dir, expected in [
+        ("net_x.json", "models", "models/net_b1.pt"),  # the defaults: both in the cwd
+        ("out/net.json", "out/models", "out/models/net_b1.pt"),  # the CLI's --out
+    ]:
+        entry = model_index.create(os.fspath(Path(models_dir) / "net_b1.pt"), model_name="net")
+        model_index.save(model_index.append(entry), filename)
+        assert json.loads((cwd / filename).read_text())["model_configs"][0]["filename"] == (
+            "models/net_b1.pt"
+        )
+        assert model_index.load(filename)["model_configs"][0]["filename"] == expected
+
+
+def test_load_joins_names_to_the_index_path_as_given_and_resolve_makes_them_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_file(tmp_path / "project/net.json", config("models/a.pt"))
+    monkeypatch.chdir(tmp_path)
+    loaded = model_index.load("project/net.json")
+    assert loaded["model_configs"][0]["filename"] == os.path.join("project", "models", "a.pt")
+    assert Path(loaded["model_configs"][0]["filename"]).is_file()  # usable as it is
+    resolved = model_index.resolve("project/net.json")
+    assert resolved["model_configs"][0]["filename"] == str(tmp_path / "project/models/a.pt")
+    monkeypatch.chdir(tmp_path / "project/models")  # from anywhere: the same files
+    assert model_index.resolve("../net.json") == resolved
+    assert model_index.resolve(model_index.create("a.pt"))["model_configs"][0]["filename"] == (
+        str(tmp_path / "project/models/a.pt")
+    )
+
+
+def test_a_loaded_index_from_another_folder_deletes_its_own_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_file(tmp_path / "project/net.json", config("models/a.pt"))
+    touch(tmp_path / "models/a.pt", "a model of the same name, here")
+    monkeypatch.chdir(tmp_path)
+    loaded = model_index.load("project/net.json")
+    model_index.delete(loaded)  # a dict: its names are the current directory's
+    assert files_under(tmp_path) == ["models/a.pt", "project/net.json"]
+
+
+class ChecksItsFile:
+    """A load_fn that records the filename it gets and refuses a file it cannot see."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, filename: str, device_id: int = 0) -> Any:
+        self.seen.append(filename)
+        if not Path(filename).is_file():
+            raise FileNotFoundError(filename)
+        return lambda x: x
+
+
+def test_benchmark_finds_the_models_of_an_index_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import neuronperf as npf
+
+    index_file(tmp_path / "project/net.json", config("models/a.pt"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loader = ChecksItsFile()
+    (report,) = npf.benchmark(
+        loader, "../project/net.json", [1], duration=0, n_models=1, workers_per_model=1,
+        multiprocess=False, results_dir=None, verbosity=0,
+    )  # fmt: skip
+    assert report["status"] == "finished", report["error"]
+    assert set(loader.seen) == {str(tmp_path / "project/models/a.pt")}

@@ -78,9 +78,10 @@ def model_configs(
     pipeline_sizes: list[int] | None,
     cast_modes: list[Any] | None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The model name and the index configs to benchmark (finished ones, filtered)."""
+    """The model name and the index configs to benchmark (finished ones, filtered), their
+    filenames absolute, so that every copy finds its model from any current directory."""
     if str(model_filename).endswith(".json"):
-        index = model_index.load(model_filename)
+        index = model_index.resolve(model_filename)
         configs = model_index.filter(
             index,
             status="finished",
