@@ -251,7 +251,7 @@ class BenchmarkOptions:
     )
     return_timers: bool = option(
         False,
-        "return the raw results instead of reports",
+        "return 1.x's (config, results) pairs with timers instead of reports",
         _bool,
         python_only="a Python return value; the command line writes reports to files",
     )
