@@ -248,8 +248,8 @@ def full_loop(
     target_col = job.eval_target_col
     batch_size = job.config.batch_size
     per_batch = batch_size > 1
-    cols = samples.columns
-    capacity = len(cols[0])
+    c0, c1, c2, c3, c4 = samples.columns
+    capacity = len(c0)
     stop_at = stop.at
     count = t4 = 0
     i = samples.size
@@ -262,7 +262,10 @@ def full_loop(
         t1 = clock()
         if metrics:
             target = row[target_col]
-            model_input = row[:target_col] + row[target_col + 1 :]
+            if len(row) == target_col + 1:  # the target last, as usual: one slice
+                model_input = row[:target_col]
+            else:
+                model_input = row[:target_col] + row[target_col + 1 :]
         else:
             model_input = row
         if preprocess is not None:
@@ -289,8 +292,11 @@ def full_loop(
                 samples.size = i
                 samples.halve()
                 i = samples.size
-            for column, stamp in zip(cols, (t0, t1, t2, t3, t4), strict=True):
-                column[i] = stamp
+            c0[i] = t0
+            c1[i] = t1
+            c2[i] = t2
+            c3[i] = t3
+            c4[i] = t4
             i += 1
             next_kept += samples.stride
         count += 1
