@@ -209,7 +209,7 @@ def _evaluate(backend: Backend, target: Any, dataset: Any, options: BenchmarkOpt
             rows: Any = dataset  # the user's dataset_loader_fn gives each worker its rows
         else:
             rows = backend.batches(dataset, batch, target_col, options)
-        first, rows = _peek(rows)
+        first, rows = _peek(rows, one_shot)
         col = planning.check_row(first, target_col)
         model_input = first[:col] + first[col + 1 :]
         for config in group:
@@ -297,8 +297,10 @@ def _is_one_shot(data: Any) -> bool:
         return False
 
 
-def _peek(rows: Any) -> tuple[Any, Any]:
-    """The first row, and rows to read afterwards (a one-shot iterator re-chained)."""
+def _peek(rows: Any, one_shot: bool = False) -> tuple[Any, Any]:
+    """The first row, and rows to read afterwards: a one-shot iterator re-chained, and so
+    are rows a backend built over a one-shot dataset (``one_shot``), whatever they look
+    like, so the row read here is never lost."""
     try:
         iterator = iter(rows)
     except TypeError:
@@ -310,7 +312,7 @@ def _peek(rows: Any) -> tuple[Any, Any]:
         first = next(iterator)
     except StopIteration:
         raise BenchmarkArgumentError("the evaluation dataset is empty: nothing to score.") from None
-    if iterator is rows:
+    if iterator is rows or one_shot:
         return first, itertools.chain([first], iterator)
     return first, rows
 
@@ -396,6 +398,8 @@ def _signature(first: tuple[str, ...], options_type: type[Any], name: str) -> in
     P = inspect.Parameter
     defaults = {f.name: f.default for f in fields(options_type)}
     defaults.update(metrics="accuracy")
+    if name == "evaluate":
+        defaults.update(EVALUATE_DEFAULTS)
     extra = _EVALUATE_FIRST if name == "evaluate" else ()
     params = [P(n, P.POSITIONAL_OR_KEYWORD) for n in first]
     params += [

@@ -255,8 +255,8 @@ class PluginHost:
         if self._strict:
             raise PluginError(f"{message} ({STRICT_ENV} is set)") from exc
         warnings.warn(
-            f"{message}. Fix or uninstall it, or set {DISABLE_ENV}={info.name} to skip it "
-            "without this warning.",
+            f"{message.rstrip('.')}. Fix or uninstall it, or set {DISABLE_ENV}={info.name} to "
+            "skip it without this warning.",
             PluginWarning,
             stacklevel=2,
         )

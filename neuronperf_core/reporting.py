@@ -360,7 +360,7 @@ def timer_pairs(results: Iterable[RawResult]) -> list[TimerPair]:
     of every copy. ``e2e`` holds the kept samples (every ``stride``-th inference once a
     worker passed ``max_samples``), the phases the same inferences' phases back to back
     as they ran, ``worker`` the span from a worker's first start to its last end. A
-    phase that was not timed has empty timers (``len`` 0; ``avg`` raises): without pre-
+    phase that was not timed has empty timers (``len`` 0; ``avg`` 0, as in 1.x): without pre-
     or postprocess functions only ``infer`` is, and equals ``e2e``.
     """
     if isinstance(results, Mapping):
