@@ -31,11 +31,11 @@ Reports = list[dict[str, Any]]  # return_timers=True: (config, results) pairs in
 
 # evaluate(): one copy, in this process, one pass: replicating a model does not change its
 # accuracy, and a fresh interpreter per copy would cost more than scoring a dataset.
-# workers_per_model=2 measured faster on CPU (bench/evaluate.py, a 2-core machine shared
-# with other jobs, torch 2.13): 2 workers of 1 intra-op thread took 0.49x the time of 1
-# worker of 2 threads for a 64-256-256-10 MLP at batch size 1, 1.08x at 64, and 0.86x and
-# 0.79x for a 64-2048-2048-10 MLP. Not the default: one busy machine, where OpenMP teams
-# of 2 threads contend with other processes; measure on a quiet one before changing it.
+# workers_per_model=2 was faster on CPU (bench/evaluate.py on a 2-core machine shared with
+# other jobs; bench/RESULTS.md): 2 workers of 1 intra-op thread took 0.66x to 0.86x the
+# time of 1 worker of 2 threads, for a 64-256-256-10 and a 64-2048-2048-10 MLP at batch
+# sizes 1 and 64. Not the default: one busy machine, where OpenMP teams of 2 threads
+# contend with other jobs and single calls varied 10x; confirm on a quiet one first.
 EVALUATE_DEFAULTS: Mapping[str, Any] = {
     "n_models": 1,
     "workers_per_model": 1,
