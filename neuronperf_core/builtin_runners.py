@@ -20,7 +20,7 @@ BUILTIN_RUNNERS: tuple[tuple[str, str, str], ...] = (
     (
         "interpreters",
         f"{_RUNNERS}:INTERPRETERS",
-        "one fresh interpreter per copy (frameworks unsafe to fork)",
+        "one fresh interpreter per copy, the job sent by value (frameworks unsafe to fork)",
     ),
 )
 

@@ -12,30 +12,36 @@ Start methods, chosen on purpose:
   holds no framework runtime that forbids it (the Neuron runtime, CUDA): the
   children are forked before this process starts any thread of its own, and
   frameworks that must not be forked use "interpreters".
-- "interpreters" spawns a fresh interpreter per copy (multiprocessing's
-  "spawn"): nothing of the parent's runtime state is inherited, at the price
-  of a slower start and a job that must pickle (module-level functions).
+- "interpreters" starts a fresh interpreter per copy (``fresh.py``): nothing of
+  the parent's runtime state is inherited, and the user's script is never
+  imported again, so it needs no ``if __name__ == "__main__":`` guard. The job
+  goes over a socket, serialised with cloudpickle: what the script defined
+  travels by value. The price is a slower start.
+
+A copy in a process of its own, either way, follows ``copy_life``: load, say
+"ready", wait for "go" (a shared start time), run, say "done" (or "error");
+the parent may say "stop" (Ctrl-C) at any time after "go".
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
+import functools
 import logging
 import multiprocessing
-import pickle
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
-from types import FrameType
 from typing import Any, Protocol
 
+from neuronperf_core.benchmarking import fresh
 from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.stats import StatsSampler
 from neuronperf_core.benchmarking.worker import (
@@ -77,7 +83,7 @@ class Failure:
 
 
 class JobNotPicklableError(NeuronPerfError, TypeError):
-    """A job bound for a fresh interpreter holds something pickle cannot send."""
+    """A job bound for a fresh interpreter holds something cloudpickle cannot send."""
 
 
 def worker_limits(job: Job) -> list[int]:
@@ -247,29 +253,64 @@ class ThreadsRunner:
 
 
 def _copy_process(job: Job, copy_id: int, conn: Connection) -> None:
-    """A child's life: load, report ready, wait for the start, run, send results."""
+    """A forked child (multiprocessing's target)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    copy_life(job, copy_id, conn, conn.send)
+
+
+def copy_life(
+    job: Job, copy_id: int, conn: Connection, send: Callable[[tuple[Any, ...]], None]
+) -> None:
+    """A copy's life in a process of its own: load, report ready, wait for the start, run,
+    send the results (or the error). ``send``: how a message reaches the parent."""
+    parent = _Parent(conn, job)
     try:
         copy = load_copy(job, copy_id)
-        conn.send(("ready", calibrate_overhead_ns()))
-        _, start_ns = conn.recv()
-        stop = Stop(_deadline(job, start_ns))
-        threading.Thread(target=_stop_when_told, args=(conn, stop), daemon=True).start()
-        workers = _run_workers(job, copy, copy_rows(job, copy_id), stop, start_ns)
-        conn.send(("done", copy.info(), workers))
+        send(("ready", calibrate_overhead_ns()))
+        start_ns = parent.wait_for_go()
+        workers = _run_workers(job, copy, copy_rows(job, copy_id), parent.stop, start_ns)
+        send(("done", copy.info(), workers))
     except BaseException as exc:
-        conn.send(("error", _error_text(exc), traceback.format_exc()))
+        with contextlib.suppress(OSError):  # the parent is gone
+            send(("error", _error_text(exc), traceback.format_exc()))
     finally:
+        parent.finished = True
         conn.close()
 
 
-def _stop_when_told(conn: Connection, stop: Stop) -> None:
-    """In a child: stop the workers early when the parent says so (it got Ctrl-C)."""
-    try:
-        if conn.recv()[0] == "stop":
-            stop.now()
-    except (EOFError, OSError):  # the parent closed the pipe: the run is over
-        pass
+class _Parent:
+    """In a copy's process: the parent's messages, read by one thread from the start. "go"
+    opens the window (and sets its deadline), "stop" ends it early (the parent got Ctrl-C).
+    The pipe closing before the copy finished means the parent died: the copy exits, as
+    nobody is left to read its result."""
+
+    def __init__(self, conn: Connection, job: Job) -> None:
+        self.conn = conn
+        self.job = job
+        self.stop = Stop(NEVER)
+        self.start_ns = 0
+        self.finished = False
+        self._go = threading.Event()
+        threading.Thread(target=self._listen, name="neuronperf-parent", daemon=True).start()
+
+    def wait_for_go(self) -> int:
+        self._go.wait()
+        return self.start_ns
+
+    def _listen(self) -> None:
+        try:
+            while True:
+                message = self.conn.recv()
+                if message[0] == "go":
+                    self.start_ns = message[1]
+                    deadline = _deadline(self.job, self.start_ns)
+                    self.stop.at[0] = min(self.stop.at[0], deadline)
+                    self._go.set()
+                elif message[0] == "stop":
+                    self.stop.now()
+        except (EOFError, OSError):
+            if not self.finished:
+                os._exit(fresh.EXIT_ORPHANED)
 
 
 class _StopOnCtrlC:
@@ -305,50 +346,6 @@ class _StopOnCtrlC:
                 conn.send(("stop",))
 
 
-class MainGuardError(NeuronPerfError, RuntimeError):
-    """Fresh interpreters would re-run the script that starts them."""
-
-
-def _check_main_guard() -> None:
-    """Fail when a script calls the benchmark at its top level, outside
-    ``if __name__ == "__main__":``: every spawned interpreter re-runs the script's top level,
-    so each model copy would start a benchmark of its own instead of running its job."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or not path or not path.endswith(".py"):
-        return  # a REPL, `python -c`, a notebook: nothing to re-run
-    frame: FrameType | None = sys._getframe()
-    while frame is not None and not (
-        frame.f_globals.get("__name__") == "__main__" and frame.f_code.co_name == "<module>"
-    ):
-        frame = frame.f_back
-    if frame is None:
-        return  # called from a function: spawned children define it without calling it
-    try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
-        return
-    line = frame.f_lineno
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_main_test(node.test):
-            end = node.end_lineno or node.lineno
-            if node.lineno <= line <= end:
-                return
-    raise MainGuardError(
-        f"{path}, line {line}, starts the benchmark at the top level of the script, and model "
-        "copies run in fresh interpreters that re-run that top level. Put the call under "
-        '`if __name__ == "__main__":`, or pass multiprocess=False to run copies as threads.'
-    )
-
-
-def _is_main_test(test: ast.expr) -> bool:
-    """``__name__ == "__main__"`` (either way round)."""
-    if not isinstance(test, ast.Compare) or len(test.comparators) != 1:
-        return False
-    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
-    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
-
-
 class ProcessRunner:
     """One process per model copy, its workers as threads inside it."""
 
@@ -367,21 +364,34 @@ class ProcessRunner:
                     stacklevel=4,
                 )
             return
-        _check_main_guard()
-        try:
-            pickle.dumps(job)
-        except Exception as exc:
-            raise JobNotPicklableError(
-                f"multiinterpreter=True sends the job to fresh interpreters with pickle, and it "
-                f"cannot be pickled: {exc}. Pass module-level functions (no lambdas or closures) "
-                "and a picklable dataset, or use multiinterpreter=False."
-            ) from exc
+        _serialised(job, fresh.check_serialisable)
 
     def run(self, job: Job, stats_interval: float) -> RawResult:
-        self.check(job)
-        context: Any = multiprocessing.get_context(self.start_method)
-        conns: list[Connection] = []
-        processes = []
+        processes: list[Any] = []  # multiprocessing.Process or fresh.FreshProcess
+        conns: list[Connection] = []  # the parent's end of each copy's pipe
+        if self.start_method == "fork":
+            self.check(job)
+            start = self._fork
+        else:
+            payload = _serialised(job, fresh.dumps)
+            start = functools.partial(self._start_fresh, payload)
+        try:
+            start(job, processes, conns)
+            return self._measure(job, stats_interval, processes, conns)
+        except KeyboardInterrupt:  # while starting or loading, or a second Ctrl-C
+            return raw_result(job, "interrupted", "interrupted by the user (Ctrl-C)")
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+                process.close()
+            for conn in conns:
+                conn.close()
+
+    @staticmethod
+    def _fork(job: Job, processes: list[Any], conns: list[Connection]) -> None:
+        context: Any = multiprocessing.get_context("fork")
         for copy_id in range(job.config.n_models):
             parent_end, child_end = context.Pipe()
             process = context.Process(
@@ -392,8 +402,24 @@ class ProcessRunner:
             )
             process.start()
             child_end.close()
-            conns.append(parent_end)
             processes.append(process)
+            conns.append(parent_end)
+
+    @staticmethod
+    def _start_fresh(
+        payload: bytes, job: Job, processes: list[Any], conns: list[Connection]
+    ) -> None:
+        for copy_id in range(job.config.n_models):  # every copy starts up in parallel ...
+            process = fresh.FreshProcess(copy_id)
+            processes.append(process)
+            conns.append(process.conn)
+        for process in processes:  # ... and unpickles its job as soon as it has it
+            process.send_job(payload)
+
+    def _measure(
+        self, job: Job, stats_interval: float, processes: list[Any], conns: list[Connection]
+    ) -> RawResult:
+        """Wait for every copy to load, start them together, collect their results."""
         sampler = StatsSampler(stats_interval)
         stopper = _StopOnCtrlC(conns)
         try:
@@ -404,28 +430,22 @@ class ProcessRunner:
             start_ns = time.perf_counter_ns() + START_DELAY_NS
             sampler.start()
             for conn in conns:
-                conn.send(("go", start_ns))
+                with contextlib.suppress(OSError):  # a copy that died: collected below
+                    conn.send(("go", start_ns))
             with stopper:  # from here a Ctrl-C stops the copies, which report what they have
                 done = self._collect(conns, processes, {})
-            stats = sampler.stop()
-            status, error = "finished", None
-            if stopper.pressed:
-                status, error = "interrupted", "interrupted by the user (Ctrl-C)"
-            if isinstance(done, Failure):
-                return raw_result(
-                    job, done.status if error is None else status, done.error, stats=stats
-                )
-            return self._result(job, status, error, done, overhead, stats)
         except KeyboardInterrupt:  # while loading, or a second Ctrl-C: nothing to report
             sampler.stop()
-            return raw_result(job, "interrupted", "interrupted by the user (Ctrl-C)")
-        finally:
-            for process in processes:
-                if process.is_alive():
-                    process.terminate()
-                process.join()
-            for conn in conns:
-                conn.close()
+            raise
+        stats = sampler.stop()
+        status, error = "finished", None
+        if stopper.pressed:
+            status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+        if isinstance(done, Failure):
+            return raw_result(
+                job, done.status if error is None else status, done.error, stats=stats
+            )
+        return self._result(job, status, error, done, overhead, stats)
 
     @staticmethod
     def _result(
@@ -446,10 +466,10 @@ class ProcessRunner:
     ) -> list[tuple[Any, ...]] | Failure:
         """The next message of every child, in copy order, or the first failure.
         ``messages`` fills as they come, so a Ctrl-C loses none already received."""
-        sentinels = [p.sentinel for p in processes]
+        sentinels = [p.sentinel for p in processes]  # None: seen through its pipe alone
         while len(messages) < len(conns):
             waiting = [c for i, c in enumerate(conns) if i not in messages]
-            ended = [s for i, s in enumerate(sentinels) if i not in messages]
+            ended = [s for i, s in enumerate(sentinels) if i not in messages and s is not None]
             for ready in wait(waiting + ended):
                 index = conns.index(ready) if ready in conns else sentinels.index(ready)
                 if index in messages:
@@ -468,6 +488,22 @@ class ProcessRunner:
                     return Failure("error", f"model copy {index} failed: {message[1]}")
                 messages[index] = message
         return [messages[i] for i in range(len(conns))]
+
+
+def _serialised(job: Job, serialise: Callable[[Job], Any]) -> Any:
+    """``serialise(job)``, or a clear error before any process starts."""
+    try:
+        return serialise(job)
+    except Exception as exc:
+        raise JobNotPicklableError(
+            "model copies run in fresh interpreters (runner 'interpreters'), which receive "
+            f"the job serialised with cloudpickle, and it cannot be serialised: "
+            f"{_error_text(exc)}. What your script defines travels by value (functions, "
+            "lambdas, classes), but not locks, open files, sockets, generators or runtime "
+            "handles: create those in load_fn or setup_fn (they run in the copy), pass a "
+            "dataset that can be iterated again (a list, a class with __iter__) rather than "
+            "a generator, or pass multiprocess=False to run copies as threads here."
+        ) from exc
 
 
 def _death_message(copy_id: int, exitcode: int | None) -> Failure:
