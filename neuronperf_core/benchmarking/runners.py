@@ -55,6 +55,7 @@ from neuronperf_core.benchmarking.worker import (
     copy_rows,
     load_copy,
     run_worker,
+    sharded,
     worker_rows,
 )
 from neuronperf_core.errors import NeuronPerfError
@@ -198,7 +199,7 @@ class ThreadsRunner:
             return raw_result(job, "error", f"loading a model copy failed: {_error_text(exc)}")
         overhead = calibrate_overhead_ns()
         shared = None
-        if job.dataset is not None and job.dataset_loader_fn is None:
+        if job.dataset is not None and job.dataset_loader_fn is None and not sharded(job):
             shared = SharedRows(job.dataset)  # threads share one iterator: each row read once
         sampler = StatsSampler(stats_interval)
         delay = START_DELAY_NS

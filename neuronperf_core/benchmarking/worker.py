@@ -378,16 +378,9 @@ def run_worker(
 ) -> WorkerResult:
     """One worker's whole timed run on ``copy``.
 
-    ``rows``: the worker's rows (``worker_rows``), or rows it shares with other workers
-    (``SharedRows``). A dataset that shards (``ShardedRows``) is read shard by shard even
-    when the runner shares its rows: this worker reads shard ``copy_id * workers_per_model
-    + worker_id`` of ``n_models * workers_per_model``, without a lock, and the shared
-    iterator is never read.
+    ``rows``: the worker's own rows (``worker_rows``: a dataset that shards is read shard
+    by shard, without a lock), or rows it shares with other workers (``SharedRows``).
     """
-    if isinstance(rows, SharedRows) and sharded(job):
-        per_copy = job.config.workers_per_model
-        shard = copy.copy_id * per_copy + worker_id
-        rows = worker_rows(job, shard, job.config.n_models * per_copy)
     metrics = [cls(**options) for _, cls, options in job.metrics]
     simple = not job.evaluating and job.preprocess_fn is None and job.postprocess_fn is None
     # Halving keeps samples evenly spaced only from a buffer of even size; a buffer
