@@ -1,4 +1,6 @@
-"""CPU and CUDA artifacts: ``torch.export`` programs (``.pt2``), saved and loaded safely.
+"""CPU and CUDA artifacts: ``torch.export`` programs (``.pt2``), saved and loaded safely;
+TorchScript archives (``torch.jit.save``), loaded with ``torch.jit.load`` after a check
+(see the TorchScript notes at the end: they are programs, to run only when trusted).
 
 Why torch.export and not TorchScript: ``torch.jit.trace``/``script`` are
 deprecated (torch 2.13 warns "Please switch to torch.compile or
@@ -25,16 +27,19 @@ and returns floating outputs in the input dtype, as Neuron's auto-cast does.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import copy
 import io
 import json
 import re
+import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from neuronperf_torch.errors import UnsafeArtifactError
+from neuronperf_torch.errors import TorchArgumentError, UnsafeArtifactError
 
 FORMAT = "torch.export"
 EXTENSION = ".pt2"
@@ -699,9 +704,13 @@ def lean_callable(program: Any) -> Callable[..., Any] | None:
 
 
 def load(path: str | Path, device: str) -> Callable[..., Any]:
-    """A callable running the .pt2 program at ``path`` on ``device`` (checked safe first)."""
+    """A callable running the model file at ``path`` on ``device``: a .pt2 program (checked
+    safe first), or a TorchScript archive (``load_torchscript``)."""
     import torch
 
+    if is_torchscript(path):  # never torch.export.load: check_safe vets what reaches it
+        module: Callable[..., Any] = load_torchscript(path, device)
+        return module
     check_safe(path)
     program = torch.export.load(str(path))
     if program.graph_signature.input_specs and device != _program_device(program):
@@ -716,3 +725,227 @@ def _program_device(program: Any) -> str:
     for value in program.state_dict.values():
         return str(value.device)
     return "cpu"
+
+
+# -- TorchScript archives (torch.jit.save) on CPU and CUDA ----------------------------
+#
+# What torch-neuronx saves and NeuronPerf 1.x scripts pass by path
+# (torch.jit.trace(model, x).save("model_b1.pt")). compile writes .pt2 for CPU and CUDA;
+# benchmark and evaluate also run TorchScript files there.
+#
+# What torch.jit.load reads and runs (torch/jit/_serialization.py load ->
+# torch._C.import_ir_module -> torch/csrc/jit/serialization/import.cpp; torch 2.13):
+# - No Python pickle, no Python code. The file format is picked from its first bytes (zip,
+#   or the mobile flatbuffer format). A zip's data.pkl and constants.pkl are read by the
+#   C++ Unpickler (torch/csrc/jit/serialization/unpickler.cpp, readGlobal): its globals
+#   are tensor rebuilders (torch._utils._rebuild_tensor_v2, ...), torch.jit._pickle's list
+#   builders, torch.device, builtins.complex and collections.OrderedDict; any other
+#   global must be, through ScriptModuleDeserializer's type_resolver, a TorchScript class
+#   compiled from the archive's own code/ folder (SourceImporter) or a C++ custom class
+#   registered in this process, else loading fails. TorchScript name resolution in that
+#   code never reaches Python (SourceImporterImpl knows torch, ops, CONSTANTS, fork,
+#   annotate, ... only).
+# - TorchScript code from the file does run: a class's __setstate__ while data.pkl is read
+#   (import.cpp, obj_loader), forward at every call. It may call any operator registered
+#   in the process, and some touch files: aten::save writes a pickle to any path,
+#   aten::from_file maps any file. A __setstate__ calling torch.save(text, path) writes
+#   that file during torch.jit.load (tests/test_torchscript.py shows it on torch 2.13);
+#   torch's docstring for torch.jit.load says "Only load data you trust".
+# - So check_torchscript refuses an archive torch.jit.load would read another way (not a
+#   zip; the legacy model.json format) and one whose code names an operator that takes a
+#   file name (found in the schemas registered now: aten::save, aten::from_file, and
+#   torchvision's image::read_file and write_file once torchvision is imported). That is
+#   a denylist, not the .pt2 allowlist: an operator or custom class with other side
+#   effects (an extension's, loaded in this process) is not caught, and torch's C++
+#   parsers (zip reader, unpickler, TorchScript compiler) read the file's bytes. Run
+#   TorchScript files you trust, as for Neuron (neuron.load calls torch.jit.load unchecked:
+#   torch-neuronx's own operators are not known here).
+# - Extra files: torch.jit.load copies only the extra/ entries named in _extra_files into
+#   a dict of bytes (import.cpp, deserialize); none is named here. _restore_shapes stays
+#   False, so traced_inputs.pkl is not read.
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_FILE_ARGUMENT = re.compile(r"file|path|dir", re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def jit_deprecation_silenced() -> Iterator[None]:
+    """torch 2.13 deprecates torch.jit.save/load, but torch-neuronx models and NeuronPerf 1.x
+    scripts' files are TorchScript: silence only that warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
+        )
+        yield
+
+
+def _torchscript_names(names: list[str]) -> tuple[str, list[str]] | None:
+    """The archive folder and the code files of a torch.jit.save listing, or None: a
+    TorchScript archive holds code/ and constants.pkl, torch.save's hold neither. Every
+    entry under code/ but debug info counts as code: torch's zip reader (miniz) matches
+    names regardless of case, so code/x.PY may be what it compiles for code/x.py."""
+    if not names:
+        return None
+    root = names[0].split("/", 1)[0]
+    folder = f"{root}/code/".lower()
+    code = [
+        n
+        for n in names
+        if n.lower().startswith(folder) and not n.lower().endswith((".debug_pkl", "/"))
+    ]
+    if not code or f"{root}/constants.pkl" not in names:
+        return None
+    return root, code
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (torch.jit.save); reads the zip listing
+    only, never raises."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _torchscript_names(archive.namelist()) is not None
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def torchscript_code(path: str | Path) -> dict[str, str]:
+    """The TorchScript source files of the archive at ``path`` (name -> text), as
+    torch.jit.save writes them under code/; empty when it is not a TorchScript archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            found = _torchscript_names(archive.namelist())
+            if found is None:
+                return {}
+            return {name: archive.read(name).decode("utf-8", errors="replace") for name in found[1]}
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return {}
+
+
+def _file_operators() -> frozenset[str]:
+    """Names of the operators and custom-class methods registered in this process that take
+    a file name (a str argument called file, path, dir, ...)."""
+    import torch
+
+    schemas = list(torch._C._jit_get_all_schemas())
+    custom = getattr(torch._C, "_jit_get_custom_class_schemas", None)
+    if custom is not None:
+        schemas += list(custom())
+    names = set()
+    for schema in schemas:
+        for argument in schema.arguments:
+            if "str" in str(argument.type) and _FILE_ARGUMENT.search(argument.name):
+                names.add(schema.name.split("::")[-1].split(".")[-1])
+                break
+    return frozenset(names)
+
+
+def check_torchscript(path: str | Path) -> dict[str, str]:
+    """Refuse a TorchScript archive that torch.jit.load would read another way, or whose
+    code names an operator that takes a file name (see the notes above); return its code
+    files (name -> text). A denylist: load only TorchScript files you trust."""
+    try:
+        _vet_torchscript(path)
+        code = torchscript_code(path)
+        _vet_torchscript_code(code, _file_operators())
+    except _Refused as exc:
+        raise UnsafeArtifactError(
+            f"refusing to load {path}: {exc}. torch.jit.load runs the TorchScript code a file "
+            "holds (its __setstate__ while loading, forward at every call), which may call "
+            "any operator registered in this process. Re-create it with torch.jit.trace, or "
+            "compile the model with npf.torch.compile(..., device_type='cpu' or 'cuda')."
+        ) from None
+    return code
+
+
+def _vet_torchscript(path: str | Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(_ZIP_MAGIC))
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise _Refused(f"it is not a TorchScript archive (a zip file): {exc}") from exc
+    if magic != _ZIP_MAGIC:
+        raise _Refused("it does not start as a zip file (torch.jit.load reads it another way)")
+    with archive:
+        infos = archive.infolist()
+        found = _torchscript_names([info.filename for info in infos])
+        if found is None:
+            raise _Refused("it is not a TorchScript archive (no code/ or constants.pkl)")
+        root = found[0]
+        entries: dict[str, str] = {}
+        folded: set[str] = set()
+        for info in infos:
+            if not info.filename.startswith(root + "/"):
+                raise _Refused(f"its entry {info.filename!r} is outside the archive folder")
+            file_type = (info.external_attr >> 16) & 0o170000
+            if info.is_dir() or file_type not in (0, 0o100000) or info.flag_bits & 0x1:
+                raise _Refused(f"its entry {info.filename!r} is not a plain file")
+            name = info.filename[len(root) + 1 :]
+            if name.lower() in folded:
+                raise _Refused(
+                    f"it holds {info.filename!r} twice, or two entries that differ only in "
+                    "case (torch's zip reader matches names regardless of case)"
+                )
+            entries[name] = "entry"
+            folded.add(name.lower())
+    if "model.json" in folded:
+        raise _Refused("it is in the legacy TorchScript format (model.json)")
+    if "data.pkl" not in entries:
+        raise _Refused("it has no data.pkl, which torch.jit.save always writes")
+    _torch_reader(path, entries)  # torch's zip reader sees what zipfile saw
+
+
+def _vet_torchscript_code(code: dict[str, str], file_operators: frozenset[str]) -> None:
+    """No name in the code, and no string literal (getattr(torch, "save")), may be one of
+    ``file_operators``."""
+    import tokenize
+
+    for name, text in code.items():
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        except (tokenize.TokenError, SyntaxError, IndentationError) as exc:
+            raise _Refused(f"its code {name!r} is not TorchScript source ({exc})") from None
+        for token in tokens:
+            word = token.string
+            if token.type == tokenize.STRING:
+                try:
+                    word = str(ast.literal_eval(word))
+                except (ValueError, SyntaxError):
+                    continue
+            elif token.type != tokenize.NAME:
+                continue
+            if word in file_operators:
+                raise _Refused(
+                    f"its code {name!r} (line {token.start[0]}) names {word!r}, an operator "
+                    "that reads or writes files"
+                )
+
+
+def load_torchscript(path: str | Path, device: str) -> Any:
+    """The TorchScript model at ``path`` on ``device`` (cpu, cuda:N), checked first
+    (``check_torchscript``); one that calls Neuron operators is refused with what it needs."""
+    import torch
+
+    from neuronperf_torch import neuron
+
+    code = torchscript_code(path)
+    neuron.refuse_off_neuron(path, neuron.neuron_operators(code), device)
+    check_torchscript(path)
+    try:
+        with jit_deprecation_silenced():
+            module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]
+    except RuntimeError as exc:
+        text = str(exc).strip()
+        unknown = re.search(r"Unknown builtin op: ([A-Za-z0-9_]+::[A-Za-z0-9_.]+)", text)
+        if unknown is not None:
+            raise TorchArgumentError(
+                f"cannot load {path}: it calls the operator {unknown.group(1)}, which no "
+                "library loaded in this process registers. Import the package that defines "
+                "it before benchmarking (it runs where that package and its device are)."
+            ) from exc
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise TorchArgumentError(
+            f"cannot load {path} as TorchScript: torch.jit.load failed ({first}). Is it a "
+            "file torch.jit.save wrote, undamaged, with a torch version that reads it?"
+        ) from exc
+    return module.eval()

@@ -99,7 +99,8 @@ class CudaModel:
 
 
 class Loader:
-    """load_fn(model_filename, device_id=...): picklable, for every runner."""
+    """load_fn(model_filename, device_id=...): picklable, for every runner. On CPU and CUDA
+    the file is a .pt2 program or a TorchScript archive (``export.load`` tells them apart)."""
 
     def __init__(self, device_type: str, runner: str, engine: bool = True) -> None:
         self.device_type = device_type

@@ -15,21 +15,27 @@ Written against the torch-neuronx API of Neuron 2.x:
 - Artifacts are TorchScript archives saved with ``torch.jit.save``. Loading
   imports torch_neuronx first (it registers the ``neuron::`` operators) and
   then uses ``torch.jit.load``, whose unpickler builds only TorchScript objects
-  and tensors, never arbitrary Python code. Loaded models take and return CPU
+  and tensors and runs no Python code; the file's TorchScript code does run
+  (see the TorchScript notes in export.py). Loaded models take and return CPU
   tensors.
+- A TorchScript file calls Neuron operators (``ops.neuron.*``, or the
+  ``torch.classes.neuron`` model it holds) when it was traced with torch-neuronx
+  (or torch-neuron): it runs only on NeuronCores. One that calls none was traced
+  with ``torch.jit.trace`` and runs on CPU or CUDA.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shlex
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from neuronperf_torch.errors import DeviceUnavailableError, TorchArgumentError
+from neuronperf_torch.export import jit_deprecation_silenced
 
 FORMAT = "torchscript-neuronx"
 EXTENSION = ".pt"
@@ -192,20 +198,47 @@ def compile_artifact(
         compiler_args=compiler_args,
         **trace_kwargs,
     )
-    with _torchscript_is_the_neuron_format():
+    with jit_deprecation_silenced():
         torch.jit.save(traced, str(path), _extra_files={META_NAME: json.dumps(meta)})
     return {"format": FORMAT, "compiler_workdir": str(workdir)}
 
 
-@contextlib.contextmanager
-def _torchscript_is_the_neuron_format() -> Iterator[None]:
-    """torch 2.13 deprecates torch.jit.save/load, but torch_neuronx.trace returns a
-    TorchScript module and the Neuron SDK saves and loads it so: silence only that warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
+# torch-neuronx's operators (neuron::forward_v2...), torch-neuron's (neuron::forward_1),
+# the model object they hold (torch.classes.neuron.Model), and namespaces that start so.
+_NEURON_OPERATOR = re.compile(r"\b(?:ops|classes)\.(neuron[A-Za-z0-9_]*)\.([A-Za-z0-9_]+)")
+
+
+def neuron_operators(code: Mapping[str, str]) -> list[str]:
+    """The Neuron operators and classes TorchScript ``code`` (export.torchscript_code) names,
+    as ``namespace::name``; empty for a model traced with torch.jit.trace."""
+    return sorted(
+        {f"{m[1]}::{m[2]}" for text in code.values() for m in _NEURON_OPERATOR.finditer(text)}
+    )
+
+
+def refuse_off_neuron(path: str | Path, operators: list[str], device: str) -> None:
+    """Raise a clear error when a TorchScript file that calls Neuron ``operators``
+    (``neuron_operators``) is to run on ``device`` (cpu, cuda:0): they run on NeuronCores."""
+    if operators:
+        raise TorchArgumentError(
+            f"{path} was traced with torch-neuronx: it calls {', '.join(operators[:3])}, which "
+            "run only on NeuronCores, so it cannot run with "
+            f"device_type={device.split(':')[0]!r}. Run it with device_type='neuron' on an "
+            "Inferentia or Trainium instance with torch-neuronx installed; for the CPU, trace "
+            "the model with torch.jit.trace or compile it with npf.torch.compile(..., "
+            "device_type='cpu')."
         )
-        yield
+
+
+def needs_torch_neuronx(path: str | Path, operators: list[str]) -> DeviceUnavailableError:
+    """The error for a file that calls Neuron ``operators`` where torch-neuronx is missing."""
+    return DeviceUnavailableError(
+        f"{path} was traced with torch-neuronx (it calls {', '.join(operators[:3])}): it runs "
+        "only on NeuronCores, with torch-neuronx installed, which it is not here. Install "
+        "torch-neuronx from the AWS Neuron package repository on an Inferentia or Trainium "
+        "instance (pip install 'neuronperf-torch[neuron]' --extra-index-url "
+        "https://pip.repos.neuron.amazonaws.com) and run it there."
+    )
 
 
 def _cores_context(torch_neuronx: Any) -> Callable[..., Any]:
@@ -230,7 +263,7 @@ def load(path: str | Path, copy_id: int, pipeline_size: int, in_own_process: boo
             start_nc=copy_id * pipeline_size, nc_count=pipeline_size
         )
     try:
-        with place, _torchscript_is_the_neuron_format():
+        with place, jit_deprecation_silenced():
             return torch.jit.load(str(path))  # type: ignore[no-untyped-call]
     except RuntimeError as exc:
         text = str(exc)
