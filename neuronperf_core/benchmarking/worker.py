@@ -32,7 +32,9 @@ NEVER = 1 << 62  # a deadline no clock reaches
 
 @dataclass
 class Job:
-    """Everything a runner needs to run one config; picklable for process runners."""
+    """Everything a runner needs to run one config. The "interpreters" runner sends it to
+    each copy with cloudpickle (what the user's script defines travels by value), so it must
+    hold nothing cloudpickle refuses (a lock, a generator); "processes" forks, sending none."""
 
     config: BenchmarkConfig
     load_fn: Callable[..., Any]

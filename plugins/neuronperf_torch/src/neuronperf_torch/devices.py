@@ -179,13 +179,14 @@ def cuda_devices() -> list[str]:
 def choose_runner(
     device_type: str, runner: str | None, multiprocess: bool, multiinterpreter: bool
 ) -> str:
-    """The engine runner: a fresh interpreter per copy ("interpreters", spawn) whenever copies
-    get processes of their own, on every device; "threads" with multiprocess=False.
+    """The engine runner: a fresh interpreter per copy ("interpreters") whenever copies get
+    processes of their own, on every device; "threads" with multiprocess=False.
 
     Never fork: on CPU a forked child hangs in its first multi-threaded op once the parent
     used torch's OpenMP pool (libgomp is not fork-safe), and CUDA and the Neuron runtime
-    forbid it. Spawned children re-import the user's main module, so scripts need the usual
-    ``if __name__ == "__main__":`` guard.
+    forbid it. A fresh interpreter starts as neuronperf's own entry point
+    (``neuronperf_core.benchmarking.fresh``) and never imports the user's script, so scripts
+    need no ``if __name__ == "__main__":`` guard; the job reaches it with cloudpickle.
     """
     if runner is not None:
         if runner == "processes":
