@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from neuronperf_core.backend import CompilePlan, CompileSpec, RunPlan, ShardedRo
 from neuronperf_core.options import BenchmarkOptions, CompileOptions
 from neuronperf_torch import devices
 from neuronperf_torch.errors import DeviceUnavailableError, InputShapeError, TorchArgumentError
+
+logger = logging.getLogger("neuronperf.torch")
 
 # -- inputs -------------------------------------------------------------------------------
 
@@ -96,6 +99,17 @@ def check_input(config: Mapping[str, Any], model_input: Any, what: str = "the in
         return
     got_batch = batch_dim(model_input)
     if got_batch != batch:
+        from neuronperf_torch import export
+
+        filename = config.get("filename")
+        if filename is not None and export.is_torchscript(filename):  # records no batch size
+            raise InputShapeError(
+                f"{what} has batch dimension {got_batch}, but {Path(filename).name} runs at "
+                f"batch size {batch} here. The file records no batch size (a TorchScript file "
+                "has none): it is the one batch_sizes names, else the model index's (whose "
+                "input_idx picks each config's input from the list), else 1. Pass "
+                f"batch_sizes=[{got_batch}] if the model was traced at batch size {got_batch}."
+            )
         raise InputShapeError(
             f"{what} has batch dimension {got_batch}, but the model was compiled for {label}. "
             f"{fix} For a single model file, pass batch_sizes=[n] naming its batch size."
@@ -127,6 +141,38 @@ def caller_threads_kept() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _unrecorded_torchscript(configs: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The TorchScript files among ``configs`` that record no device (a NeuronPerf 1.x or
+    hand-traced model, by path or in a hand-built index), each with the Neuron operators
+    it calls (none: traced with torch.jit.trace). Reads zip listings and code only."""
+    from neuronperf_torch import export, neuron
+
+    traced: dict[str, list[str]] = {}
+    for config in configs:
+        filename = config.get("filename")
+        if config.get("device_type") or not filename or filename in traced:
+            continue
+        if export.is_torchscript(filename):
+            traced[filename] = neuron.neuron_operators(export.torchscript_code(filename))
+    return traced
+
+
+def _no_device_message(filename: str, compiled: set[str]) -> str:
+    name = Path(filename).name
+    if compiled:
+        return (
+            f"{name} is a TorchScript file that records no device and calls no Neuron "
+            f"operators, beside models for {', '.join(sorted(compiled))}: pass device_type= "
+            "to choose one."
+        )
+    return (
+        f"{name} is a TorchScript file: it records no device, and it calls no Neuron "
+        "operators (traced with torch.jit.trace, not torch_neuronx.trace), so it cannot run "
+        "on NeuronCores, NeuronPerf 1.x's default device. Pass device_type='cpu' (or "
+        "'cuda'; on the command line, --device cpu) to run it there."
+    )
 
 
 class TorchBackend:
@@ -263,7 +309,8 @@ class TorchBackend:
         from neuronperf_core import devices as machine
         from neuronperf_torch.loading import Loader
 
-        device = self._device_of(options.device_type, configs)
+        traced = _unrecorded_torchscript(configs)
+        device = self._device_of(options.device_type, configs, traced)
         runner = devices.choose_runner(
             device, options.runner, options.multiprocess, options.multiinterpreter
         )
@@ -278,6 +325,10 @@ class TorchBackend:
             from neuronperf_torch import neuron
 
             neuron.check_pipeline_sizes(pipelines)
+            on_neuron = {f: ops for f, ops in traced.items() if ops}
+            if on_neuron and not devices.neuron_installed():
+                filename, operators = next(iter(on_neuron.items()))
+                raise neuron.needs_torch_neuronx(filename, operators)
             cores = devices.neuron_cores()
             placement = [str(core) for core in cores]
             max_copies = len(cores) // pipelines[-1]
@@ -287,9 +338,26 @@ class TorchBackend:
         )
 
     @staticmethod
-    def _device_of(device_type: str | None, configs: Sequence[Mapping[str, Any]]) -> str:
+    def _device_of(
+        device_type: str | None,
+        configs: Sequence[Mapping[str, Any]],
+        traced: Mapping[str, list[str]],
+    ) -> str:
+        """The device to run on: ``device_type``, else the one the configs record, else the
+        one TorchScript files without a record were traced for (``traced``: file -> the
+        Neuron operators it calls), else Neuron (NeuronPerf 1.x's default)."""
+        from neuronperf_torch import neuron
+
         compiled = {c["device_type"] for c in configs if c.get("device_type")}
+        plain = [f for f, operators in traced.items() if not operators]
+        for filename, operators in traced.items():
+            if operators:
+                if device_type not in (None, devices.NEURON):
+                    neuron.refuse_off_neuron(filename, operators, device_type)
+                compiled.add(devices.NEURON)
         if device_type is None:
+            if plain:
+                raise TorchArgumentError(_no_device_message(plain[0], compiled))
             if len(compiled) > 1:
                 raise TorchArgumentError(
                     f"the selected configs were compiled for different devices "
@@ -302,6 +370,13 @@ class TorchBackend:
                 f"device_type={device_type!r}, but the model was compiled for "
                 f"{', '.join(wrong)}: pass device_type={wrong[0]!r} (or leave it out to use "
                 f"the model's), or compile for {device_type!r}."
+            )
+        if device_type == devices.NEURON and plain:
+            logger.warning(
+                "%s calls no Neuron operators (it was traced with torch.jit.trace, not "
+                "torch_neuronx.trace): on device_type='neuron' it runs on the CPU. Pass "
+                "device_type='cpu' to report it as what it is.",
+                plain[0],
             )
         return device_type
 
@@ -375,5 +450,9 @@ class TorchBackend:
 
         path = os.fspath(model_filename)
         meta = export.read_meta(path) or {}
-        device = devices.device_type_of(device_type or meta.get("device_type") or devices.NEURON)
+        recorded = device_type or meta.get("device_type")
+        if recorded is None:
+            config = {"filename": path}
+            recorded = TorchBackend._device_of(None, [config], _unrecorded_torchscript([config]))
+        device = devices.device_type_of(recorded)
         return Loader(device, "threads", engine=False)(path, device_id)

@@ -3,7 +3,8 @@ and how to read input and dataset files.
 
 - ``owns(target)``: a ``torch.nn.Module`` or ``ExportedProgram``; a ``.pt2`` archive with
   this plugin's metadata; a TorchScript ``.pt`` archive (what torch-neuronx models are, this
-  plugin's and NeuronPerf 1.x's); a model index whose finished configs are such files.
+  plugin's and NeuronPerf 1.x's, or a model traced with ``torch.jit.trace`` for CPU or
+  CUDA); a model index whose finished configs are such files.
 - ``read_arrays(path)``: the tensors of a ``.pt`` file, read with
   ``torch.load(weights_only=True)``, which builds tensors and plain containers only and
   never runs code from the file.
@@ -21,7 +22,6 @@ import pickle
 import re
 import sys
 import types
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,8 @@ def _is_torch_object(target: Any) -> bool:
 
 def _is_torchscript(path: Path) -> bool:
     """A TorchScript archive (torch.jit.save) holds code/ and constants.pkl; torch.save's
-    archives hold neither."""
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-    has_code = any("/code/" in name for name in names)
-    return has_code and any(name.endswith("/constants.pkl") for name in names)
+    archives hold neither. Reads the zip listing only."""
+    return export.is_torchscript(path)
 
 
 def _owns_artifact(path: Path) -> bool:
@@ -182,10 +179,7 @@ def _unpickler_reason(exc: Exception) -> str:
 
 
 def _safe_is_torchscript(name: str) -> bool:
-    try:
-        return _is_torchscript(Path(name))
-    except (OSError, zipfile.BadZipFile):
-        return False
+    return _is_torchscript(Path(name))  # never raises
 
 
 # -- dataset_from_arrays -------------------------------------------------------------------
@@ -258,6 +252,13 @@ def read_model(path: str | os.PathLike[str]) -> Any:
     """A saved, not yet compiled model for ``neuronperf compile``: a ``.pt2`` archive from
     ``torch.export.save``, checked to hold no pickled objects before it loads."""
     path = Path(path)
+    if path.is_file() and export.is_torchscript(path):
+        raise TorchArgumentError(
+            f"{path} is a TorchScript model, traced already: neuronperf compile reads models "
+            f"to compile from {MODEL_SUFFIX} archives (torch.export.save). Benchmark it as "
+            f"it is: neuronperf benchmark {path} --batch-sizes N --input-shape ... (add "
+            "--device cpu for a model traced with torch.jit.trace)."
+        )
     if path.suffix != MODEL_SUFFIX:
         raise TorchArgumentError(
             f"{path}: neuronperf compile reads saved models from {MODEL_SUFFIX} archives "
