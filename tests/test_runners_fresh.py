@@ -139,7 +139,8 @@ def test_an_unguarded_script_runs_once_and_prints_its_reports_once(tmp_path: Pat
 # -- by value: what a function defines -------------------------------------------------
 
 
-def test_a_metric_class_defined_in_a_function_reaches_fresh_interpreters() -> None:
+@pytest.mark.parametrize("runner", ["interpreters", "processes"])
+def test_a_metric_class_defined_in_a_function_comes_back_from_copies(runner: str) -> None:
     class CountsRecords(npf.BaseEvalMetric):
         def __init__(self) -> None:
             super().__init__()
@@ -161,7 +162,7 @@ def test_a_metric_class_defined_in_a_function_reaches_fresh_interpreters() -> No
         npf.DummyModel,
         rows,
         metrics=[CountsRecords],
-        **{**QUICK, "duration": 0, "max_infers": None},
+        **{**QUICK, "duration": 0, "max_infers": None, "runner": runner},
     )
     assert report["status"] == "finished", report["error"]
     assert list(report["CountsRecords"]) == [57, 2]  # every record, scored in the two copies

@@ -256,7 +256,7 @@ class ThreadsRunner:
 def _copy_process(job: Job, copy_id: int, conn: Connection) -> None:
     """A forked child (multiprocessing's target)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    copy_life(job, copy_id, conn, conn.send)
+    copy_life(job, copy_id, conn, lambda message: fresh.send(conn, message))  # by value
 
 
 def copy_life(
@@ -392,6 +392,11 @@ class ProcessRunner:
 
     @staticmethod
     def _fork(job: Job, processes: list[Any], conns: list[Connection]) -> None:
+        # Copies send their metric instances back by value (a class defined in a function
+        # has no import path). Serialising the classes here first gives each one a
+        # cloudpickle tracking id that the forked copies inherit, so what comes back is
+        # an instance of the caller's own class, not of a look-alike.
+        fresh.dumps([metric_class for _, metric_class, _ in job.metrics])
         context: Any = multiprocessing.get_context("fork")
         for copy_id in range(job.config.n_models):
             parent_end, child_end = context.Pipe()
