@@ -6,7 +6,10 @@ Framework submodules (``npf.torch``) come from plugin distributions
 
 Importing it stays fast (no numpy, no benchmark engine): the names whose modules
 need them (reporting, timing, ``set_verbosity``, ``DummyModel``, ``model_index``)
-are imported on first access, through the module's ``__getattr__``.
+are imported on first access, through the module's ``__getattr__``. So are 1.x's module
+paths: ``neuronperf.benchmarking``, ``neuronperf.reporting``, ``neuronperf.timing`` and
+``neuronperf.model_index`` (``import neuronperf.reporting``, ``from neuronperf.timing
+import Timer``, or as attributes).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
 # Public names imported on first access: name -> (module, attribute; None for the module).
 _LAZY: dict[str, tuple[str, str | None]] = {
     "model_index": ("neuronperf_core.model_index", None),
+    "benchmarking": ("neuronperf.benchmarking", None),  # 1.x's module paths
+    "reporting": ("neuronperf.reporting", None),
+    "timing": ("neuronperf.timing", None),
     "set_verbosity": ("neuronperf_core.benchmarking.sweep", "set_verbosity"),
     "DummyModel": ("neuronperf_core.cpu", "DummyModel"),
     "get_reports": ("neuronperf_core.reporting", "get_reports"),
