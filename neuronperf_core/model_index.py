@@ -155,6 +155,8 @@ def save(
     data, _ = _read(index)
     if filename is None:
         filename = f"{data['model_name']}_{random_suffix()}.json"
+    elif not os.fspath(filename).endswith(".json"):
+        filename = f"{os.fspath(filename)}.json"  # as 1.x: an index file is always .json
     target = Path(root_dir, filename) if root_dir is not None else Path(filename)
     path = _absolute(target)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +245,9 @@ def delete(index: IndexLike, *, allow_outside: bool = False) -> None:
     the index's folder, any folder above it and the index file itself are always
     refused. Nothing is deleted unless every path passes.
     """
+    if isinstance(index, (str, os.PathLike)) and not Path(index).exists():
+        log.warning("model index %s does not exist: nothing to delete", os.fspath(index))
+        return  # as 1.x: deleting what is already gone is not an error
     data, path = _read(index)
     _remove(_deletion_targets(data, path, allow_outside), path)
 

@@ -444,6 +444,10 @@ def print_reports(
     the last column when not among ``cols``. Floats show 3 decimals, None "N/A".
     """
     rows = list(reports)
+    out = file if file is not None else sys.stdout
+    if not rows:  # a run stopped before its first config (Ctrl-C, say): say so, as 1.x did
+        print("No reports were found. Did benchmarking succeed?", file=out)
+        return
     shown = _check_fields(rows, cols, "column")
     if sort_by is not None:
         _check_fields(rows, [sort_by], "sort_by field")
@@ -455,7 +459,6 @@ def print_reports(
     left = [all(isinstance(r.get(c), str | None) for r in rows) for c in shown]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(shown)]
     lines = [shown, ["-" * w for w in widths], *cells]
-    out = file if file is not None else sys.stdout
     for line in lines:
         padded = [
             s.ljust(w) if lj else s.rjust(w) for s, w, lj in zip(line, widths, left, strict=True)

@@ -153,8 +153,9 @@ class Timer:
     def __len__(self) -> int:
         return len(self._starts) + (0 if self._given is None else self._given[0].size)
 
-    def __iter__(self) -> Iterator[float]:
-        return iter(self.durations().tolist())
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        """The (start, stop) pairs in the timer's unit, as 1.x iterated them."""
+        return iter([(start, stop) for start, stop in self.timestamps().tolist()])
 
     def timestamps(self, unit: str | None = None) -> npt.NDArray[Any]:
         """The (start, stop) pairs, shape (n, 2).

@@ -16,8 +16,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+
+import neuronperf as npf
 
 SUMMARY = [
     "throughput_avg",
@@ -535,3 +539,49 @@ def test_torch_compile_benchmark_evaluate_as_1x_examples_on_cpu(tmp_path: Path) 
     assert out.splitlines()[-1] == "DONE"
     rows = json.loads((tmp_path / "model_results.json").read_text())
     assert [r["batch_size"] for r in rows] == [1, 2]
+
+
+# -- 1.x behaviours the core keeps ---------------------------------------------------------
+
+
+def test_print_reports_of_nothing_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    npf.print_reports([])  # a run stopped before its first config
+    assert "No reports were found" in capsys.readouterr().out
+
+
+def test_timer_iterates_start_stop_pairs() -> None:
+    timer = npf.Timer()
+    with timer:
+        pass
+    ((start, stop),) = list(timer)
+    assert stop >= start
+
+
+def test_model_index_save_appends_json_and_delete_of_a_missing_index_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = npf.model_index.create("m.pt", batch_size=1)
+    written = npf.model_index.save(index, tmp_path / "idx")
+    assert written.endswith("idx.json") and Path(written).is_file()
+    npf.model_index.delete(tmp_path / "gone.json")  # already gone: not an error
+    assert "does not exist" in caplog.text
+
+
+def test_the_index_inputs_with_batch_sizes_selecting_one_config(tmp_path: Path) -> None:
+    index = npf.model_index.append(
+        npf.model_index.create("b1", input_idx=0, batch_size=1),
+        npf.model_index.create("b4", input_idx=1, batch_size=4),
+    )
+    path = npf.model_index.save(index, tmp_path / "m.json")
+    seen: list[tuple[str, int]] = []
+
+    def load_fn(filename: str, device_id: int = 0) -> Any:
+        return lambda x: seen.append((Path(filename).name, len(x)))
+
+    inputs = [np.zeros((1, 2)), np.zeros((4, 2))]  # every input of the index, as in 1.x
+    (report,) = npf.benchmark(
+        load_fn, path, inputs, batch_sizes=[4], duration=0, n_models=1, workers_per_model=1,
+        multiprocess=False, device_type="cpu", results_dir=None, verbosity=0,
+    )  # fmt: skip
+    assert report["status"] == "finished", report["error"]
+    assert set(seen) == {("b4", 4)}

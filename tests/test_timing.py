@@ -156,7 +156,7 @@ def test_durations_total_and_avg_in_each_unit() -> None:
     assert timer.total_duration("ms") == 1000.0
     assert timer.avg() == 0.5
     assert timer.avg("us") == 500_000.0
-    assert list(timer) == [0.25, 0.75]  # iteration: durations in seconds
+    assert [stop - start for start, stop in timer] == [0.25, 0.75]  # (start, stop), as 1.x
 
 
 def test_timestamps_converted_on_request() -> None:

@@ -140,13 +140,15 @@ def match_inputs(
         return [inputs] * len(configs)
     if not inputs:
         raise BenchmarkArgumentError("inputs is an empty list: pass one input per batch size.")
-    if batch_sizes is not None:
-        if len(inputs) != len(batch_sizes):
-            raise BenchmarkArgumentError(
-                f"got {len(inputs)} inputs for {len(batch_sizes)} batch sizes {batch_sizes}: "
-                "pass one input per batch size, in the same order."
-            )
+    if batch_sizes is not None and len(inputs) == len(batch_sizes):
         return [inputs[batch_sizes.index(c["batch_size"])] for c in configs]
+    if batch_sizes is not None and any(c["input_idx"] >= len(inputs) for c in configs):
+        raise BenchmarkArgumentError(
+            f"got {len(inputs)} inputs for {len(batch_sizes)} batch sizes {batch_sizes}: "
+            "pass one input per batch size, in the same order."
+        )
+    # the inputs of the whole index, in input_idx order (as in 1.x, batch_sizes may then
+    # select some of its configs: benchmark(index, [x1, x4], batch_sizes=[4]))
     matched = []
     for config in configs:
         if config["input_idx"] >= len(inputs):
