@@ -116,13 +116,29 @@ def compile_model(name: str, folder: Path, batch_sizes: list[int]) -> tuple[str,
 # -- 1. latency fidelity ------------------------------------------------------------------
 
 
-class SetThreads:
+class LikeTheOtherSide:
+    """env_setup_fn: a copy's process made to hold what the other side's holds.
+
+    The other side of each comparison (the Timer, the hand loop) runs in a spawned
+    interpreter that re-imports this script, and so holds torch.utils.benchmark and what
+    it imports (setuptools, packaging: ~100 modules); npf's copies never import this
+    script. Those imports change no torch setting, but they change the process's heap, and
+    that moved the mid CNN by 15-20 %: on 2026-12-02 a copy without them measured npf p50
+    / Timer 1.19 (1 thread) and 1.24 (2 threads), with them 0.97 and 0.95 (bench/RESULTS.md).
+    Comparing like for like means the same process state on both sides."""
+
+    def __call__(self, copy_id: int, config: dict[str, Any]) -> None:
+        import torch.utils.benchmark  # noqa: F401
+
+
+class SetThreads(LikeTheOtherSide):
     """env_setup_fn: the copy's intra-op threads (runs after the plugin's own split)."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
 
     def __call__(self, copy_id: int, config: dict[str, Any]) -> None:
+        super().__call__(copy_id, config)
         torch.set_num_threads(self.threads)
 
 
@@ -261,6 +277,7 @@ def harness_cost(folder: Path, rounds: int, sweep_seconds: float) -> dict[str, A
         n_models=sorted({1, CORES}),
         workers_per_model=[1, 2],
         duration=sweep_seconds,
+        env_setup_fn=LikeTheOtherSide(),
         results_dir=None,
         verbosity=0,
     )
@@ -281,6 +298,7 @@ def harness_cost(folder: Path, rounds: int, sweep_seconds: float) -> dict[str, A
             n_models=n_models,
             workers_per_model=workers,
             duration=sweep_seconds,
+            env_setup_fn=LikeTheOtherSide(),
             results_dir=None,
             verbosity=0,
         )
