@@ -62,7 +62,7 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
         raise OptionError("inputs is an empty list: pass one example input per batch size.")
     examples = list(backend.coerce_inputs(examples, [], None))  # a list in, a list out
     sizes = _compile_batch_sizes(backend, examples, options.batch_sizes)
-    name = files.safe_name(options.model_name or _name_of(model), "model_name")
+    name = files.safe_name(options.model_name or planning.name_of(model), "model_name")
     index_file = (
         Path(options.filename)
         if options.filename is not None
@@ -71,6 +71,7 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
     folder = Path(options.models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] | None = None
+    written = os.fspath(index_file)
     for input_idx, (example, batch) in enumerate(zip(examples, sizes, strict=True)):
         for pipeline in options.pipeline_sizes or [1]:
             for cast in plan.cast_modes:
@@ -102,8 +103,8 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
                     **{"device_type": plan.device_type, **plan.index_fields, **extra},
                 )
                 index = entry if index is None else model_index.append(index, entry)
-                model_index.save(index, index_file)
-    return os.fspath(index_file)
+                written = model_index.save(index, index_file)  # may add ".json"
+    return written
 
 
 def _compile_batch_sizes(
@@ -315,10 +316,6 @@ def _peek(rows: Any, one_shot: bool = False) -> tuple[Any, Any]:
     if iterator is rows or one_shot:
         return first, itertools.chain([first], iterator)
     return first, rows
-
-
-def _name_of(model: Any) -> str:
-    return getattr(model, "__name__", None) or type(model).__name__
 
 
 # -- npf.<backend> ------------------------------------------------------------------------

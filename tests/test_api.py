@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import neuronperf as npf
 from neuronperf_core import api
@@ -51,3 +55,19 @@ def test_evaluate_shows_its_own_defaults() -> None:
     parameters = inspect.signature(npf.cpu.evaluate).parameters
     for name, value in api.EVALUATE_DEFAULTS.items():
         assert parameters[name].default == value
+
+
+def test_compile_returns_the_index_file_it_wrote(tmp_path: Any) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cli_framework_double import ScaleBackend, ScaleModel
+
+    written = api.compile(
+        ScaleBackend(),
+        ScaleModel(2.0),
+        [np.ones((1, 3))],
+        models_dir=tmp_path / "models",
+        filename=tmp_path / "idx",  # save() adds .json, as 1.x did
+        verbosity=0,
+    )
+    assert written.endswith("idx.json")
+    assert npf.model_index.load(written)["model_configs"][0]["status"] == "finished"

@@ -62,13 +62,14 @@ def select(backend: Backend, target: Any, options: BenchmarkOptions) -> Selectio
             configs[0].update({k: meta[k] for k in keys if k in meta})
     else:
         name, configs = (
-            _name_of(target),
-            model_configs(_name_of(target), batch_sizes, options.pipeline_sizes, casts)[1],
+            name_of(target),
+            model_configs(name_of(target), batch_sizes, options.pipeline_sizes, casts)[1],
         )
     return Selection(options.model_name or name, configs, options.batch_sizes or batch_sizes)
 
 
-def _name_of(model: Any) -> str:
+def name_of(model: Any) -> str:
+    """A model object's name: its own ``__name__``, else its class's."""
     return str(getattr(model, "__name__", None) or type(model).__name__)
 
 

@@ -62,7 +62,8 @@ def resolve_metric(spec: Any) -> ResolvedMetric:
         entry.value(**kwargs)
     except (TypeError, ValueError) as exc:
         raise MetricSpecError(
-            f"metric {spec!r}: {entry.name} cannot be built with {options}: {exc}. Its "
+            f"metric {spec!r}: {entry.name} cannot be built with {options}: "
+            f"{str(exc).rstrip('.')}. Its "
             f"options are those of {entry.value.__qualname__}"
             f"{inspect.signature(entry.value)}."
         ) from None
