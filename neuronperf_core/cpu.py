@@ -17,6 +17,7 @@ from typing import Any
 
 from neuronperf_core import devices
 from neuronperf_core.backend import CompilePlan, CompileSpec, LoadFn, RunPlan
+from neuronperf_core.builtin_runners import choose_runner
 from neuronperf_core.errors import NeuronPerfError
 from neuronperf_core.options import BenchmarkOptions, CompileOptions, OptionError
 
@@ -51,15 +52,6 @@ class NamedModel:
 
     def __init__(self, name: str) -> None:
         self.__name__ = name
-
-
-def runner_for(options: BenchmarkOptions) -> str:
-    """``runner=``, else NeuronPerf 1.x's ``multiprocess``/``multiinterpreter`` flags."""
-    if options.runner is not None:
-        return options.runner
-    if options.multiinterpreter:
-        return "interpreters"
-    return "processes" if options.multiprocess else "threads"
 
 
 class PythonBackend:
@@ -108,7 +100,7 @@ class PythonBackend:
             max_copies = devices.neuron_core_count() or None
         else:
             max_copies = None  # the user's loader places copies; the core cannot count
-        return RunPlan(device, runner_for(options), max_copies, load_fn)
+        return RunPlan(device, choose_runner(options), max_copies, load_fn)
 
     def coerce_inputs(
         self, inputs: Any, batch_sizes: Sequence[int], options: BenchmarkOptions | None

@@ -16,6 +16,7 @@ from npt_helpers import Records, RecordSetup, read_lines
 import neuronperf as npf
 from neuronperf_core import devices as machine
 from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
+from neuronperf_core.options import OptionError
 
 QUICK = {"duration": 0.2, "results_dir": None, "verbosity": 0, "stats_interval": 0}
 
@@ -167,7 +168,7 @@ def test_device_mismatch_and_device_errors(cpu_index) -> None:  # type: ignore[n
         npf.torch.benchmark(
             cpu_index.index, [cpu_index.x1, cpu_index.x4], n_models=cores + 1, **QUICK
         )
-    with pytest.raises(TorchArgumentError, match=r"runner='processes' forks.*OpenMP"):
+    with pytest.raises(OptionError, match=r"runner='processes' forks.*OpenMP"):
         npf.torch.benchmark(
             cpu_index.index, [cpu_index.x1, cpu_index.x4], runner="processes", **QUICK
         )

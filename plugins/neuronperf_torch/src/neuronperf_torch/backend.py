@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronperf_core.backend import CompilePlan, CompileSpec, RunPlan, ShardedRows
+from neuronperf_core.builtin_runners import choose_runner
 from neuronperf_core.options import BenchmarkOptions, CompileOptions
 from neuronperf_torch import devices
 from neuronperf_torch.errors import DeviceUnavailableError, InputShapeError, TorchArgumentError
@@ -311,9 +312,7 @@ class TorchBackend:
 
         traced = _unrecorded_torchscript(configs)
         device = self._device_of(options.device_type, configs, traced)
-        runner = devices.choose_runner(
-            device, options.runner, options.multiprocess, options.multiinterpreter
-        )
+        runner = choose_runner(options, no_fork=devices.FORK_HINTS[device])
         pipelines = sorted({c["pipeline_size"] for c in configs})
         placement: list[str] = []
         if device == devices.CPU:

@@ -1,7 +1,7 @@
 """Devices: what is available (checked before any model loads) and where each copy runs.
 
 Copies get processes of their own as fresh interpreters (never a fork, see
-``choose_runner``), or run as threads here with ``multiprocess=False``.
+``FORK_HINTS``), or run as threads here with ``multiprocess=False``.
 
 - cpu: each copy's workers share its part of the cores. Every worker thread
   gets ``cores // (n_models * workers_per_model)`` intra-op threads (at least
@@ -43,6 +43,8 @@ NEURON_INSTALL_HINT = (
     "Trainium instance (pip install 'neuronperf-torch[neuron]' --extra-index-url "
     "https://pip.repos.neuron.amazonaws.com), or pass device_type='cpu' (or 'cuda')"
 )
+# Why torch copies never fork (the core then gives them fresh interpreters, which start as
+# neuronperf's own entry point and never import the user's script: no main guard needed).
 FORK_HINTS = {
     CPU: "torch's OpenMP pool hangs a forked child at its first parallel op once this process "
     "has run one (compiling does)",
@@ -171,34 +173,6 @@ def cuda_devices() -> list[str]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
     ids = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in range(count)]
     return ids[:count]
-
-
-# -- runners ------------------------------------------------------------------------
-
-
-def choose_runner(
-    device_type: str, runner: str | None, multiprocess: bool, multiinterpreter: bool
-) -> str:
-    """The engine runner: a fresh interpreter per copy ("interpreters") whenever copies get
-    processes of their own, on every device; "threads" with multiprocess=False.
-
-    Never fork: on CPU a forked child hangs in its first multi-threaded op once the parent
-    used torch's OpenMP pool (libgomp is not fork-safe), and CUDA and the Neuron runtime
-    forbid it. A fresh interpreter starts as neuronperf's own entry point
-    (``neuronperf_core.benchmarking.fresh``) and never imports the user's script, so scripts
-    need no ``if __name__ == "__main__":`` guard; the job reaches it with cloudpickle.
-    """
-    if runner is not None:
-        if runner == "processes":
-            raise TorchArgumentError(
-                f"runner='processes' forks this process, which torch does not survive: "
-                f"{FORK_HINTS[device_type]}. Use runner='interpreters' (the default with "
-                "multiprocess=True) or multiprocess=False."
-            )
-        return runner
-    if not multiprocess:
-        return "threads"
-    return "interpreters"
 
 
 class CopySetup:
