@@ -3,10 +3,11 @@
 Built-in plugins are registered by import path; third-party plugins through
 entry points of group ``neuronperf``. Everything is loaded on first need
 (``get_host()``), once, in a stable order: built-ins, then entry points sorted
-by name. A plugin that fails to import, implements an unknown hook, raises in
-a hook or registers something invalid or already taken is reported in a
-warning (entry point, distribution, version, error), recorded as failed and
-skipped: nothing it registered is kept.
+by name. A plugin that fails to import (any exception, SystemExit and
+KeyboardInterrupt too), implements an unknown hook, raises in a hook or
+registers something invalid or already taken is reported in a warning (entry
+point, distribution, version, error), recorded as failed and skipped: nothing
+it registered is kept.
 
 Environment:
     NEURONPERF_STRICT_PLUGINS=1   re-raise plugin failures (for plugin authors and CI)
@@ -190,7 +191,7 @@ class PluginHost:
                     "are plain calls: drop wrapper=True / hookwrapper=True"
                 )
             self._register_from(plugin, info)
-        except (Exception, SystemExit) as exc:  # SystemExit too: a plugin must not end the host
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: not the host's end
             if info.source == "builtin":
                 raise  # a broken built-in is neuronperf's own bug: never hide it
             self._fail(info, exc)
@@ -234,7 +235,7 @@ class PluginHost:
             before = set(getattr(cli, "commands", {}))
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except BaseException as exc:  # as at loading: any failure is the plugin's
                 if info.source == "builtin":
                     raise
                 self._fail(info, exc)
