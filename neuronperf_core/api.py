@@ -161,7 +161,9 @@ def benchmark(backend: Backend, target: Any, inputs: Any, **kwargs: Any) -> Repo
     model_inputs = backend.coerce_inputs(inputs, sizes, options)
     matched = planning.match_inputs(model_inputs, selection.configs, selection.batch_sizes)
     for config, model_input in zip(selection.configs, matched, strict=True):
-        backend.check_input(config, model_input, f"the input for batch size {config['batch_size']}")
+        what = f"the input for batch size {config['batch_size']}"
+        backend.check_input(config, model_input, what)
+        planning.warn_batch_mismatch(backend, config, model_input, what, options.verbosity)
     jobs = planning.jobs(selection, matched, n_list, run, options)
     return _run(jobs, run, selection.model_name, options, evaluating=False)
 
@@ -179,19 +181,20 @@ def evaluate(
     partial batch padded and only its real records scored. ``metrics``: names or specs
     (``"precision:average=macro"``, ``"topk:k=5"``). Defaults: one copy, one worker, in
     this process (``EVALUATE_DEFAULTS``); the values land in the reports under the names."""
-    given = {**kwargs, "eval_metrics": metrics, "eval_target_col": eval_target_col}
-    options = BenchmarkOptions.from_kwargs(given, EVALUATE_DEFAULTS)
-    if not options.eval_metrics:
+    if metrics is None or (isinstance(metrics, (list, tuple)) and not metrics):
         raise OptionError(
             f"metrics={metrics!r} names no metric: pass at least one, e.g. metrics='accuracy' "
             "(npf.list_metrics() lists them)."
         )
+    given = {**kwargs, "eval_metrics": metrics, "eval_target_col": eval_target_col}
+    options = BenchmarkOptions.from_kwargs(given, EVALUATE_DEFAULTS)
     return _evaluate(backend, target, dataset, options)
 
 
 def _evaluate(backend: Backend, target: Any, dataset: Any, options: BenchmarkOptions) -> Reports:
     from neuronperf_core.metrics.specs import resolve_metrics
 
+    planning.check_dataset(dataset)
     metrics = resolve_metrics(options.eval_metrics or [])
     selection = planning.select(backend, target, options)
     run = _plan_run(backend, target, selection, options)
@@ -213,12 +216,11 @@ def _evaluate(backend: Backend, target: Any, dataset: Any, options: BenchmarkOpt
         first, rows = _peek(rows, one_shot)
         col = planning.check_row(first, target_col)
         model_input = first[:col] + first[col + 1 :]
+        one_input = model_input if len(model_input) > 1 else model_input[0]
+        what = f"the dataset's first batch (for batch size {batch})"
         for config in group:
-            backend.check_input(
-                config,
-                model_input if len(model_input) > 1 else model_input[0],
-                f"the dataset's first batch (for batch size {batch})",
-            )
+            backend.check_input(config, one_input, what)
+            planning.warn_batch_mismatch(backend, config, one_input, what, options.verbosity)
         sub = planning.Selection(selection.model_name, group, [batch])
         jobs += planning.jobs(sub, [None] * len(group), n_list, run, options, rows, col, metrics)
     if one_shot and len(jobs) > 1:
@@ -240,7 +242,10 @@ def _plan_run(
 ) -> RunPlan:
     if options.device_type is not None and options.device_type not in backend.device_types:
         raise _unknown_device(backend, options.device_type)
-    return backend.plan_run(target, selection.configs, options)
+    run = backend.plan_run(target, selection.configs, options)
+    if run.model_files:
+        planning.check_model_files(target, selection.configs)
+    return run
 
 
 def _n_models(

@@ -73,6 +73,16 @@ class RunPlan:
     # entered around the whole run in the calling process: gives back process-wide state a
     # threads runner changes (torch's intra-op thread count, say)
     session: Callable[[], AbstractContextManager[Any]] | None = None
+    # a signal's name ("SIGABRT") -> the likely cause when a copy in a process of its own
+    # dies by it on this device; the runner adds it to the config's error
+    death_hints: Mapping[str, str] = field(default_factory=dict)
+    # fields for each config's report, given its n_models and workers_per_model: the
+    # settings the backend applies that change what is measured (intra-op threads, the
+    # copy's allocator), so a user can reproduce them in their own process
+    report_fields: Callable[[int, int], Mapping[str, Any]] | None = None
+    # load_fn reads each config's filename as a file: the core refuses missing ones before
+    # any copy loads. False where filenames are names a user's load_fn knows (NeuronPerf 1.x)
+    model_files: bool = True
 
 
 class ShardedRows(Protocol):

@@ -100,7 +100,7 @@ class PythonBackend:
             max_copies = devices.neuron_core_count() or None
         else:
             max_copies = None  # the user's loader places copies; the core cannot count
-        return RunPlan(device, choose_runner(options), max_copies, load_fn)
+        return RunPlan(device, choose_runner(options), max_copies, load_fn, model_files=False)
 
     def coerce_inputs(
         self, inputs: Any, batch_sizes: Sequence[int], options: BenchmarkOptions | None
@@ -116,7 +116,8 @@ class PythonBackend:
     def batch_size_of(self, model_input: Any) -> int | None:
         first = model_input[0] if isinstance(model_input, tuple) and model_input else model_input
         shape = getattr(first, "shape", None)
-        return int(shape[0]) if shape is not None and len(shape) >= 1 else None
+        # batch first; a 1-D array may as well be one record's features: no batch dimension
+        return int(shape[0]) if shape is not None and len(shape) >= 2 else None
 
     def check_input(self, config: Mapping[str, Any], model_input: Any, what: str) -> None:
         pass  # a Python callable says itself what it takes

@@ -146,7 +146,12 @@ def _metric_specs(name: str, value: Any) -> list[Any] | None:
     if value is None:
         return None
     values = _as_list(value)
-    return values or None  # checked against the registry by the metric spec parser
+    if not values:  # not None: a benchmark that meant to evaluate would time, not score
+        raise OptionError(
+            f"{name}=[] names no metric: pass at least one, e.g. {name}=['accuracy'] "
+            "(npf.list_metrics() lists them), or leave it out to benchmark without scoring."
+        )
+    return values  # checked against the registry by the metric spec parser
 
 
 def _device(name: str, value: Any) -> str | None:

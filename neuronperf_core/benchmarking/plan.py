@@ -228,6 +228,7 @@ def jobs(
             dataset_loader_fn=options.dataset_loader_fn,
             eval_target_col=target_col,
             metrics=metrics or [],
+            death_hints=dict(run.death_hints),
         )
         for config, model_input in zip(selection.configs, inputs, strict=True)
         for workers in workers_list

@@ -429,7 +429,7 @@ class ProcessRunner:
         sampler = StatsSampler(stats_interval)
         stopper = _StopOnCtrlC(conns)
         try:
-            ready = self._collect(conns, processes, {})
+            ready = self._collect(conns, processes, {}, job.death_hints)
             if isinstance(ready, Failure):
                 return raw_result(job, ready.status, ready.error)
             overhead = max(message[1] for message in ready)
@@ -439,7 +439,7 @@ class ProcessRunner:
                 with contextlib.suppress(OSError):  # a copy that died: collected below
                     conn.send(("go", start_ns))
             with stopper:  # from here a Ctrl-C stops the copies, which report what they have
-                done = self._collect(conns, processes, {})
+                done = self._collect(conns, processes, {}, job.death_hints)
         except KeyboardInterrupt:  # while loading, or a second Ctrl-C: nothing to report
             sampler.stop()
             raise
@@ -468,10 +468,14 @@ class ProcessRunner:
 
     @staticmethod
     def _collect(
-        conns: list[Connection], processes: list[Any], messages: dict[int, tuple[Any, ...]]
+        conns: list[Connection],
+        processes: list[Any],
+        messages: dict[int, tuple[Any, ...]],
+        hints: dict[str, str],
     ) -> list[tuple[Any, ...]] | Failure:
-        """The next message of every child, in copy order, or the first failure.
-        ``messages`` fills as they come, so a Ctrl-C loses none already received."""
+        """The next message of every child, in copy order, or the first failure (a copy
+        that died gets the backend's hint for its signal, ``hints``). ``messages`` fills as
+        they come, so a Ctrl-C loses none already received."""
         sentinels = [p.sentinel for p in processes]  # None: seen through its pipe alone
         while len(messages) < len(conns):
             waiting = [c for i, c in enumerate(conns) if i not in messages]
@@ -483,12 +487,12 @@ class ProcessRunner:
                 if ready is not conns[index]:  # the process ended
                     processes[index].join()
                     if not conns[index].poll():
-                        return _death_message(index, processes[index].exitcode)
+                        return _death_message(index, processes[index].exitcode, hints)
                 try:
                     message = conns[index].recv()
                 except EOFError:  # it ended without a word (killed, say)
                     processes[index].join()
-                    return _death_message(index, processes[index].exitcode)
+                    return _death_message(index, processes[index].exitcode, hints)
                 if message[0] == "error":
                     logger.debug("model copy %d failed:\n%s", index, message[2])
                     return Failure("error", f"model copy {index} failed: {message[1]}")
@@ -512,7 +516,7 @@ def _serialised(job: Job, serialise: Callable[[Job], Any]) -> Any:
         ) from exc
 
 
-def _death_message(copy_id: int, exitcode: int | None) -> Failure:
+def _death_message(copy_id: int, exitcode: int | None, hints: dict[str, str]) -> Failure:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
         hint = (
@@ -521,6 +525,8 @@ def _death_message(copy_id: int, exitcode: int | None) -> Failure:
             if -exitcode == signal.SIGKILL
             else ""
         )
+        if name in hints:
+            hint += " " + hints[name]
         return Failure("killed", f"model copy {copy_id} was killed by signal {name}.{hint}")
     return Failure(
         "error",

@@ -51,6 +51,7 @@ class Job:
     # registered at run time reach spawned children too.
     metrics: list[tuple[str, type[BaseEvalMetric], dict[str, Any]]] = field(default_factory=list)
     max_samples: int = DEFAULT_MAX_SAMPLES
+    death_hints: dict[str, str] = field(default_factory=dict)  # RunPlan.death_hints
 
     @property
     def evaluating(self) -> bool:

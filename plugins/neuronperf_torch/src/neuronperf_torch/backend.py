@@ -307,9 +307,18 @@ class TorchBackend:
     def plan_run(
         self, target: Any, configs: Sequence[Mapping[str, Any]], options: BenchmarkOptions
     ) -> RunPlan:
+        import os
+
         from neuronperf_core import devices as machine
         from neuronperf_torch.loading import Loader
 
+        if not isinstance(target, (str, os.PathLike)):  # each copy would fail to load it
+            kind = target.__name__ if isinstance(target, type) else type(target).__name__
+            raise TorchArgumentError(
+                f"npf.torch runs compiled models, and {kind} is not one: "
+                "compile it first, index = npf.torch.compile(model, example_inputs, "
+                "device_type='cpu'), then benchmark or evaluate the index."
+            )
         traced = _unrecorded_torchscript(configs)
         device = self._device_of(options.device_type, configs, traced)
         runner = choose_runner(options, no_fork=devices.FORK_HINTS[device])
@@ -448,6 +457,11 @@ class TorchBackend:
         from neuronperf_torch.loading import Loader
 
         path = os.fspath(model_filename)
+        if not os.path.exists(path):  # before guessing its device from what it holds
+            raise TorchArgumentError(
+                f"{path} does not exist: pass a model file that npf.torch.compile wrote (a "
+                ".pt2, or a TorchScript .pt)."
+            )
         meta = export.read_meta(path) or {}
         recorded = device_type or meta.get("device_type")
         if recorded is None:

@@ -7,7 +7,7 @@ Copies get processes of their own as fresh interpreters (never a fork, see
   gets ``cores // (n_models * workers_per_model)`` intra-op threads (at least
   one): OpenMP gives each calling thread its own team, so two workers with a
   copy's whole share would oversubscribe the cores twice over. A copy in its
-  own process also allocates from one malloc arena (``share_main_arena``).
+  own process allocates from one malloc arena and keeps freed memory (``steady_malloc``).
 - cuda: one GPU per copy. In a process of its own a copy sees only its GPU
   (``CUDA_VISIBLE_DEVICES``, set before CUDA starts); with the threads runner
   copy k uses ``cuda:k``.
@@ -65,23 +65,39 @@ def device_type_of(device_type: str) -> str:
     return name
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+# glibc's mallopt parameters
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+KEEP_FREED_BELOW = 1 << 30  # return freed heap memory to the OS only above 1 GiB
+MMAP_ABOVE = 32 << 20  # the largest mmap threshold glibc accepts on 64-bit
+STEADY_MALLOC = "one arena, freed memory kept"  # the report's copy_malloc in a copy's process
 
 
-def share_main_arena() -> bool:
-    """Make every thread of this process allocate from glibc's main malloc arena.
+def steady_malloc() -> bool:
+    """Make this process's allocations cost the same at every inference: one malloc arena for
+    every thread, and freed memory kept for reuse instead of given back to the OS.
 
-    The engine loads and warms a copy up in one thread and times it in others. With a
-    malloc arena per thread, the workers' arenas start cold and are trimmed between
-    inferences: a mid-sized CNN ran about 8 % slower in a worker thread (12.2 ms against
-    11.3 ms, measured with bench/torch_cpu.py's model) than in the thread that warmed it
-    up. One arena removes that difference. glibc only; elsewhere nothing happens.
+    With glibc's defaults, whether a tensor's memory comes back from the heap or from fresh
+    pages (zero-filled on first touch, a minor page fault each 4 KiB) depends on the heap's
+    layout, which earlier, unrelated allocations decide: the same mid-sized CNN took 755
+    faults per inference in one fresh process and 69 in another that had imported a few
+    more modules, and ran 8.2 ms against 7.3 ms; with this setting both took 0 faults and
+    6.6 ms (bench/RESULTS.md). A copy's process gets it before its threads allocate, so
+    its figure no longer depends on what else that process did. A user's process gets the
+    same with ``MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=1073741824
+    MALLOC_MMAP_THRESHOLD_=33554432``. glibc only; elsewhere nothing happens.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # pragma: no cover - not glibc
         return False
-    return bool(mallopt(M_ARENA_MAX, 1))
+    return all(
+        mallopt(param, value)
+        for param, value in (
+            (M_ARENA_MAX, 1),
+            (M_TRIM_THRESHOLD, KEEP_FREED_BELOW),
+            (M_MMAP_THRESHOLD, MMAP_ABOVE),
+        )
+    )
 
 
 def threads_per_worker(cores: int, n_models: int, workers_per_model: int) -> int:
@@ -192,7 +208,7 @@ class CopySetup:
         n_models, workers = config["n_models"], config["workers_per_model"]
         if self.device_type == CPU:
             if self.runner != "threads":  # a process of its own: before its threads allocate
-                share_main_arena()
+                steady_malloc()
             torch.set_num_threads(threads_per_worker(self.cores, n_models, workers))
         elif self.runner != "threads":  # a process of its own: place it before the runtime starts
             if self.device_type == NEURON:
