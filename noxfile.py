@@ -93,7 +93,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core (its runtime dependencies and extras installed for their types)."""
-    session.install(MYPY, "numpy", "pluggy", "matplotlib", "click", "cloudpickle")
+    session.install(MYPY, "numpy", "pluggy", "matplotlib", "click", "cloudpickle", "rich")
     session.run("mypy")
 
 

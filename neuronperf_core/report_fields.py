@@ -1,5 +1,6 @@
-"""What every report holds, known without numpy: the latency percentiles reported and a
-config's short label. Shared by reporting, the text comparison and the plots."""
+"""What every report holds, known without numpy: the latency percentiles reported, which
+fields are better high, and a config's short label. Shared by reporting, the text
+comparison and the plots."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 PERCENTILES = (0, 50, 90, 95, 99, 100)  # latency_ms_p{p} in every report
+HIGHER_IS_BETTER = frozenset({"throughput_avg", "throughput_peak"})
+"""The report fields whose best value is the highest; for the others (latency, cost, the
+config's own fields) the lowest comes first."""
+
+
+def higher_is_better(field: str) -> bool:
+    """Whether a table sorted on ``field`` shows the highest value first (best first)."""
+    return field in HIGHER_IS_BETTER
 
 
 def config_label(report: Mapping[str, Any]) -> str:

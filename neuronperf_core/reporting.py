@@ -53,7 +53,7 @@ from neuronperf_core.errors import NeuronPerfError
 
 # The one atomic-write helper of the package (temp file in the same folder + os.replace).
 from neuronperf_core.files import atomic_write, results_stem
-from neuronperf_core.report_fields import PERCENTILES
+from neuronperf_core.report_fields import PERCENTILES, higher_is_better
 from neuronperf_core.timing import Timer
 
 __all__ = [
@@ -435,14 +435,21 @@ def print_reports(
     reports: Iterable[Report],
     cols: Iterable[str] = SUMMARY_COLS,
     sort_by: str | None = "throughput_peak",
-    reverse: bool = False,
+    reverse: bool | None = None,
     file: TextIO | None = None,
 ) -> None:
-    """Print ``reports`` as an aligned text table, sorted by ``sort_by`` (None values last).
+    """Print ``reports`` as a table (``neuronperf_core.tables``: as wide as the terminal),
+    sorted by ``sort_by``: by default best config first (highest first for throughput,
+    lowest first for any other field: latency, cost, config fields); ``reverse=True``
+    sorts highest first and ``reverse=False`` lowest first, as in NeuronPerf 1.x. None
+    values go last either way.
 
     ``sort_by`` is any report field (None keeps the given order); it is shown as
-    the last column when not among ``cols``. Floats show 3 decimals, None "N/A".
+    the last column when not among ``cols``. Floats show 3 decimals (1 from 1000 up),
+    None "N/A"; ``model_filename`` shows the file's name, not its folder.
     """
+    from neuronperf_core.tables import Column, print_table
+
     rows = list(reports)
     out = file if file is not None else sys.stdout
     if not rows:  # a run stopped before its first config (Ctrl-C, say): say so, as 1.x did
@@ -451,31 +458,31 @@ def print_reports(
     shown = _check_fields(rows, cols, "column")
     if sort_by is not None:
         _check_fields(rows, [sort_by], "sort_by field")
-        rows = _sorted(rows, sort_by, reverse)
+        descending = higher_is_better(sort_by) if reverse is None else reverse
+        rows = _sorted(rows, sort_by, descending)
         if sort_by not in shown:
             shown.append(sort_by)
-    cells = [[_cell(r.get(c)) for c in shown] for r in rows]
     # Text columns read best left-aligned, numbers right-aligned.
-    left = [all(isinstance(r.get(c), str | None) for r in rows) for c in shown]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(shown)]
-    lines = [shown, ["-" * w for w in widths], *cells]
-    for line in lines:
-        padded = [
-            s.ljust(w) if lj else s.rjust(w) for s, w, lj in zip(line, widths, left, strict=True)
-        ]
-        print("  ".join(padded).rstrip(), file=out)
+    columns = [
+        Column(c, numeric=not all(isinstance(r.get(c), str | None) for r in rows)) for c in shown
+    ]
+    print_table(columns, [[_cell(r.get(c), c) for c in shown] for r in rows], file=out)
 
 
-def _sorted(reports: list[Report], field: str, reverse: bool) -> list[Report]:
+def _sorted(reports: list[Report], field: str, descending: bool) -> list[Report]:
     known = [r for r in reports if r.get(field) is not None]
     missing = [r for r in reports if r.get(field) is None]
-    return sorted(known, key=lambda r: r[field], reverse=reverse) + missing
+    return sorted(known, key=lambda r: r[field], reverse=descending) + missing
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, field: str) -> str:
     if value is None:
         return "N/A"
+    if field == "model_filename" and isinstance(value, str):
+        return Path(value).name  # the folder is in the results file; the table needs the name
     if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:.1f}"
         # Tiny non-zero values would all print as 0.000.
         return f"{value:.3f}" if value == 0 or abs(value) >= 0.001 else f"{value:.3g}"
     return str(value)
@@ -486,7 +493,9 @@ def write_csv(
     filename: str | os.PathLike[str] | None = None,
     cols: Iterable[str] | None = None,
 ) -> str:
-    """Write ``reports`` as CSV (missing values "N/A"); returns the filename.
+    """Write ``reports`` as CSV; returns the filename. A missing value (None) is an empty
+    cell, a list or dict its JSON (``[[1, 64]]``, ``["float32"]``), a bool ``true`` or
+    ``false``: what a CSV reader or another language parses without Python's reprs.
 
     ``cols=None`` writes every field of any report: ``REPORT_FIELDS`` first, then
     the rest in order of appearance. The default filename is
@@ -500,8 +509,16 @@ def write_csv(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
     for r in rows:
-        writer.writerow(["N/A" if r.get(f) is None else r[f] for f in fields])
+        writer.writerow([_csv_cell(r.get(f)) for f in fields])
     return _write(buffer.getvalue(), filename, rows, "csv")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple | dict | bool):
+        return json.dumps(value)
+    return value
 
 
 def write_json(reports: Iterable[Report], filename: str | os.PathLike[str] | None = None) -> str:

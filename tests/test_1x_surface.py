@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def run_script(folder: Path, code: str, timeout: int = 180) -> str:
     result = subprocess.run(
         [sys.executable, str(script)],
         cwd=folder,
+        # os.environ, not the C environment: pytest's readline exports COLUMNS=80 there,
+        # and tables printed to a pipe keep their natural width only without COLUMNS
+        env=dict(os.environ),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -214,7 +218,7 @@ def test_cpu_benchmark_return_timers_and_reports_as_1x_test_reporting(tmp_path: 
     with (tmp_path / csv_file).open(newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["model_name"] == "DummyModel" and row["n_models"] == "1"
-    assert row["cost_per_1m_inf"] == "N/A"  # missing values, as 1.x wrote them
+    assert row["cost_per_1m_inf"] == ""  # missing values: empty cells (1.x wrote N/A)
 
 
 def test_print_reports_sorts_by_its_default_sort_by_and_write_csv_keeps_cols(
@@ -232,15 +236,17 @@ def test_print_reports_sorts_by_its_default_sort_by_and_write_csv_keeps_cols(
         ]
         print_reports(reports, ["throughput_avg"])
         print_reports(reports, ["throughput_avg"], "throughput_avg", True)
+        print_reports(reports, ["throughput_avg"], "throughput_avg", False)
         print(write_csv(reports, "out.csv", ["model_name", "throughput_avg"]))
         """,
     )
     lines = [line.split() for line in out.splitlines()]
     assert lines[0] == ["throughput_avg", "throughput_peak"]
-    assert [row[1] for row in lines[2:5]] == ["10.000", "20.000", "30.000"]  # ascending
+    assert [row[1] for row in lines[2:5]] == ["30.000", "20.000", "10.000"]  # best first
     assert lines[5] == ["throughput_avg"]
     assert [row[0] for row in lines[7:10]] == ["3.000", "2.000", "1.000"]  # reverse=True
-    assert lines[10] == ["out.csv"]
+    assert [row[0] for row in lines[12:15]] == ["1.000", "2.000", "3.000"]  # reverse=False
+    assert lines[15] == ["out.csv"]
     assert (tmp_path / "out.csv").read_text().splitlines() == [
         "model_name,throughput_avg",
         "m,3.0",

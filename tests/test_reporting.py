@@ -505,29 +505,61 @@ def report_with(**values: Any) -> dict[str, Any]:
     return report
 
 
+@pytest.fixture(autouse=True)
+def no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables printed to a file keep their natural width, unless COLUMNS says otherwise."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 def table(reports: list[dict[str, Any]], **kw: Any) -> list[str]:
     out = io.StringIO()
     print_reports(reports, file=out, **kw)
     return out.getvalue().splitlines()
 
 
+def spans(lines: list[str]) -> list[tuple[int, int]]:
+    """Where each column is, from the header rule (dashes as wide as the column)."""
+    rule = next(line for line in lines if set(line) <= {"-", " "})
+    return [(m.start(), m.end()) for m in re.finditer("-+", rule)]
+
+
+def cells(lines: list[str], line: str) -> list[str]:
+    return [line[a:b].strip() for a, b in spans(lines)]
+
+
+def headers(lines: list[str]) -> list[str]:
+    """The column names, a wrapped header joined again (``latency_ms_`` over ``p50``)."""
+    above = lines[: lines.index(next(x for x in lines if set(x) <= {"-", " "}))]
+    return ["".join(cells(lines, line)[i] for line in above) for i in range(len(spans(lines)))]
+
+
 def column(lines: list[str], name: str) -> list[str]:
-    """The cells under header ``name`` (cells hold no spaces in these tests)."""
-    index = lines[0].split().index(name)
-    return [line.split()[index] for line in lines[2:]]
+    """The cells under header ``name`` (one line per row in these tests)."""
+    index = headers(lines).index(name)
+    rule = next(i for i, x in enumerate(lines) if set(x) <= {"-", " "})
+    return [cells(lines, line)[index] for line in lines[rule + 1 :]]
 
 
-def test_print_reports_sorts_by_throughput_peak_and_shows_it() -> None:
+def test_print_reports_sorts_best_first_by_throughput_peak_and_shows_it() -> None:
     reports = [
-        report_with(throughput_peak=30.0, batch_size=3, model_filename="c"),
-        report_with(throughput_peak=10.0, batch_size=1, model_filename="a"),
-        report_with(throughput_peak=20.0, batch_size=2, model_filename="b"),
+        report_with(throughput_peak=10.0, batch_size=1, model_filename="/abs/path/a.pt2"),
+        report_with(throughput_peak=30.0, batch_size=3, model_filename="/abs/path/c.pt2"),
+        report_with(throughput_peak=20.0, batch_size=2, model_filename="/abs/path/b.pt2"),
     ]
     lines = table(reports)
-    assert lines[0].split() == [*SUMMARY_COLS, "throughput_peak"]
-    assert column(lines, "throughput_peak") == ["10.000", "20.000", "30.000"]
-    assert column(lines, "batch_size") == ["1", "2", "3"]
-    assert column(table(reports, reverse=True), "model_filename") == ["c", "b", "a"]
+    assert headers(lines) == [*SUMMARY_COLS, "throughput_peak"]
+    assert column(lines, "throughput_peak") == ["30.000", "20.000", "10.000"]  # best first
+    assert column(lines, "batch_size") == ["3", "2", "1"]
+    assert column(lines, "model_filename") == ["c.pt2", "b.pt2", "a.pt2"]  # names, no folders
+    # reverse as in NeuronPerf 1.x: False lowest first, True highest first
+    assert column(table(reports, reverse=False), "batch_size") == ["1", "2", "3"]
+    assert column(table(reports, reverse=True), "batch_size") == ["3", "2", "1"]
+
+
+def test_print_reports_shows_lowest_latency_first() -> None:
+    reports = [report_with(latency_ms_p50=v, batch_size=i) for i, v in enumerate([2.0, 1.0, 3.0])]
+    lines = table(reports, cols=["batch_size"], sort_by="latency_ms_p50")
+    assert column(lines, "latency_ms_p50") == ["1.000", "2.000", "3.000"]
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -547,7 +579,7 @@ def test_print_reports_puts_none_last(reverse: bool) -> None:
 def test_print_reports_sorts_by_any_field_and_keeps_order_without_sort_by() -> None:
     reports = [report_with(model_name=n, batch_size=i) for i, n in enumerate("bca")]
     lines = table(reports, cols=["batch_size"], sort_by="model_name")
-    assert lines[0].split() == ["batch_size", "model_name"]
+    assert headers(lines) == ["batch_size", "model_name"]
     assert column(lines, "model_name") == ["a", "b", "c"]
     assert column(table(reports, cols=["model_name"], sort_by=None), "model_name") == [
         "b",
@@ -568,9 +600,12 @@ def test_print_reports_sorts_by_metric_fields_of_real_reports() -> None:
 
 
 def test_print_reports_formats_floats_and_none() -> None:
-    reports = [report_with(throughput_avg=1234.56789, latency_ms_p50=0.0001234, batch_size=1)]
-    lines = table(reports, cols=["throughput_avg", "latency_ms_p50", "latency_ms_p99"])
-    assert lines[2].split() == ["1234.568", "0.000123", "N/A", "N/A"]
+    reports = [
+        report_with(throughput_avg=1234.56789, latency_ms_p50=0.0001234, latency_ms_p90=12.34567)
+    ]
+    cols = ["throughput_avg", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99"]
+    lines = table(reports, cols=cols, sort_by=None)
+    assert lines[2].split() == ["1234.6", "0.000123", "12.346", "N/A"]
 
 
 def test_print_reports_aligns_columns() -> None:
@@ -581,14 +616,39 @@ def test_print_reports_aligns_columns() -> None:
     lines = table(reports, cols=["throughput_peak", "model_filename"], sort_by="throughput_peak")
     numbers_end = {
         line.index(cell) + len(cell)
-        for line, cell in zip(lines[2:], ["5.000", "123456.000"], strict=True)
+        for line, cell in zip(lines[2:], ["123456.0", "5.000"], strict=True)
     }
     assert len(numbers_end) == 1  # numbers right-aligned
     names_start = {
-        line.index(name) for line, name in zip(lines[2:], ["short", "a_much"], strict=True)
+        line.index(name) for line, name in zip(lines[2:], ["a_much", "short"], strict=True)
     }
     assert len(names_start) == 1  # text left-aligned
     assert lines[1].split() == ["-" * len("throughput_peak"), "-" * len("a_much_longer_name")]
+
+
+def test_print_reports_fits_the_width_columns_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 100 columns the summary table fits: headers wrap after an underscore first, then
+    the file name at its underscores; the numbers stay whole."""
+    name = "digits_mlp_b32_p1_pz7uuyjx.pt2"
+    reports = [
+        report_with(
+            throughput_avg=1327523.286, throughput_peak=1400000.0, latency_ms_p50=0.023,
+            latency_ms_p99=8.23, n_models=2, pipeline_size=1, workers_per_model=2,
+            batch_size=32, model_filename=f"/a/long/absolute/folder/models/{name}",
+        )
+    ]  # fmt: skip
+    natural = table(reports)
+    assert len(natural) == 3 and max(map(len, natural)) > 100
+    monkeypatch.setenv("COLUMNS", "100")
+    lines = table(reports)
+    assert max(map(len, lines)) <= 100
+    assert headers(lines) == [*SUMMARY_COLS, "throughput_peak"]
+    assert column(lines, "throughput_avg")[0] == "1327523.3"
+    rule = next(i for i, x in enumerate(lines) if set(x) <= {"-", " "})
+    file_cells = [
+        cells(lines, line)[SUMMARY_COLS.index("model_filename")] for line in lines[rule + 1 :]
+    ]
+    assert "".join(file_cells) == name and len(file_cells) == 2
 
 
 def test_print_reports_writes_to_stdout_by_default(capsys: pytest.CaptureFixture[str]) -> None:
@@ -617,7 +677,7 @@ def reports() -> list[dict[str, Any]]:
     return get_reports([first, second], cost_per_hour=1.0)
 
 
-def test_csv_writes_every_field_reference_order_first_and_na(
+def test_csv_writes_every_field_reference_order_first_and_empty_cells(
     reports: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     name = write_csv(reports, tmp_path / "out.csv")
@@ -628,17 +688,33 @@ def test_csv_writes_every_field_reference_order_first_and_na(
     assert header == [*REPORT_FIELDS, "performance_level", "accuracy", "f1"]
     first, second = (dict(zip(header, row, strict=True)) for row in rows[1:])
     assert float(first["throughput_avg"]) == reports[0]["throughput_avg"]  # full precision
-    assert first["f1"] == "N/A"
-    assert second["throughput_avg"] == "N/A" and second["accuracy"] == "N/A"
+    assert first["f1"] == ""  # missing: an empty cell, not a word to parse
+    assert second["throughput_avg"] == "" and second["accuracy"] == ""
     assert second["error"] == "it broke, retry"  # quoted, comma survives
 
 
 def test_csv_selected_columns(reports: list[dict[str, Any]], tmp_path: Path) -> None:
     name = write_csv(reports, tmp_path / "out.csv", cols=["batch_size", "accuracy"])
-    assert Path(name).read_text() == "batch_size,accuracy\n4,0.5\n4,N/A\n"
+    assert Path(name).read_text() == "batch_size,accuracy\n4,0.5\n4,\n"
     with pytest.raises(ReportError, match=r"'nope'.*Valid fields:"):
         write_csv(reports, tmp_path / "bad.csv", cols=["nope"])
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_csv_writes_lists_as_json_not_python_reprs(tmp_path: Path) -> None:
+    reports = [
+        report_with(input_shapes=[[1, 64]], input_dtypes=["float32"], multiprocess=True,
+                    index_extra={"a": None}, model_name="m", cost_per_1m_inf=None)
+    ]  # fmt: skip
+    cols = ["input_shapes", "input_dtypes", "multiprocess", "index_extra", "cost_per_1m_inf"]
+    name = write_csv(reports, tmp_path / "out.csv", cols=cols)
+    with open(name, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert json.loads(row["input_shapes"]) == [[1, 64]]
+    assert json.loads(row["input_dtypes"]) == ["float32"]
+    assert json.loads(row["multiprocess"]) is True
+    assert json.loads(row["index_extra"]) == {"a": None}
+    assert row["cost_per_1m_inf"] == ""
 
 
 def test_json_round_trip(reports: list[dict[str, Any]], tmp_path: Path) -> None:
