@@ -10,9 +10,13 @@ distribution.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from neuronperf_core import plugins
@@ -57,3 +61,141 @@ def test_a_plugin_raising_keyboard_interrupt_in_its_commands_hook_is_a_failed_pl
         plugins.get_host().add_commands(click.Group())
     (rude,) = [p for p in plugins.get_host().plugins if p.name == "rude"]
     assert rude.status == "failed" and "KeyboardInterrupt" in str(rude.error)
+
+
+# -- 8 and 9: bad keyword values and arguments, refused before anything loads --------------
+
+QUICK: dict[str, Any] = {
+    "duration": 0,
+    "max_infers": 5,
+    "n_models": 1,
+    "workers_per_model": 1,
+    "stats_interval": 0,
+    "results_dir": None,
+}
+
+
+class Echo:
+    """A model that returns its input (module level: copies may unpickle it)."""
+
+    def __call__(self, x: Any) -> Any:
+        return x
+
+
+def test_benchmark_with_an_empty_metric_list_is_refused_not_timed() -> None:
+    import neuronperf as npf
+
+    with pytest.raises(npf.NeuronPerfError, match=r"eval_metrics=\[\] names no metric"):
+        npf.cpu.benchmark(Echo, np.ones((1, 3)), eval_metrics=[], **QUICK)
+
+
+@pytest.mark.parametrize("metrics", [[], (), None])
+def test_evaluate_without_metrics_is_refused(metrics: Any) -> None:
+    import neuronperf as npf
+
+    rows = [(np.ones((1, 3)), 0)]
+    with pytest.raises(npf.NeuronPerfError, match="names no metric"):
+        npf.cpu.evaluate(Echo, rows, metrics=metrics, batch_sizes=[1], results_dir=None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"n_models": []}, r"n_models=\[\] selects nothing"),
+        ({"workers_per_model": []}, r"workers_per_model=\[\] selects nothing"),
+        ({"pipeline_sizes": 0}, "pipeline_sizes must be whole numbers of at least 1"),
+        ({"stats_interval": math.nan}, "stats_interval must be a finite number"),
+        ({"stats_interval": "0.5"}, "stats_interval must be a finite number"),
+        ({"cost_per_hour": math.nan}, "cost_per_hour must be a finite number"),
+        ({"cost_per_hour": math.inf}, "cost_per_hour must be a finite number"),
+        ({"cost_per_hour": "1"}, "cost_per_hour must be a finite number"),
+        ({"verbosity": "1"}, "verbosity must be 0"),
+        ({"device_type": "tpu"}, "device_type='tpu' is not a device"),
+        ({"device_type": 123}, "device_type must be a device name"),
+        ({"preprocess_fn": 5}, "preprocess_fn must be a function"),
+        ({"env_setup_fn": "setup"}, "env_setup_fn must be a function"),
+    ],
+)
+def test_a_bad_keyword_value_is_refused_before_the_first_config(
+    kwargs: dict[str, Any], fragment: str
+) -> None:
+    import neuronperf as npf
+
+    loads: list[str] = []
+
+    def load_fn(name: str, device_id: int = 0) -> Any:
+        loads.append(name)
+        return Echo()
+
+    with pytest.raises(npf.NeuronPerfError, match=fragment):
+        npf.benchmark(load_fn, "m", np.ones((1, 3)), **{**QUICK, "device_type": "cpu", **kwargs})
+    assert loads == []  # nothing loaded, nothing measured to lose
+
+
+def test_none_as_the_model_is_refused_before_any_copy_loads() -> None:
+    import neuronperf as npf
+
+    with pytest.raises(npf.NeuronPerfError, match="the model is None"):
+        npf.cpu.benchmark(None, np.ones((1, 3)), **QUICK)
+
+
+def test_an_input_whose_first_dimension_is_not_its_batch_size_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import neuronperf as npf
+
+    with caplog.at_level(logging.WARNING, logger="neuronperf"):
+        (report,) = npf.cpu.benchmark(Echo, np.ones((1, 3)), batch_sizes=[4], **QUICK)
+    assert report["status"] == "finished"
+    (warning,) = [r.getMessage() for r in caplog.records if "first dimension" in r.getMessage()]
+    assert "batch size 4 has first dimension 1" in warning and "4x" in warning
+    assert "batch_sizes=[1]" in warning
+
+
+def test_a_matching_or_unbatched_input_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import neuronperf as npf
+
+    with caplog.at_level(logging.WARNING, logger="neuronperf"):
+        npf.cpu.benchmark(Echo, np.ones((4, 3)), batch_sizes=[4], **QUICK)
+        npf.cpu.benchmark(Echo, np.ones(3), batch_sizes=[4], **QUICK)  # 1-D: no batch dim
+    assert not [r for r in caplog.records if "first dimension" in r.getMessage()]
+
+
+def test_evaluating_rows_whose_batch_is_not_the_batch_size_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import neuronperf as npf
+
+    rows = [(np.ones((4, 3)), np.zeros(4, dtype=int))]
+    with caplog.at_level(logging.WARNING, logger="neuronperf"):
+        npf.cpu.evaluate(Echo, rows, batch_sizes=[1], results_dir=None)
+    assert [r for r in caplog.records if "batch size 1) has first dimension 4" in r.getMessage()]
+
+
+@pytest.mark.parametrize("dataset", [5, 2.5, "val.npz", Path("val.npz")])
+def test_evaluating_something_that_holds_no_rows_is_refused(dataset: Any) -> None:
+    import neuronperf as npf
+
+    with pytest.raises(npf.NeuronPerfError, match="evaluation dataset"):
+        npf.cpu.evaluate(Echo, dataset, batch_sizes=[1], results_dir=None)
+
+
+def test_an_index_with_missing_model_files_is_refused_but_names_for_a_load_fn_are_not(
+    tmp_path: Path,
+) -> None:
+    import neuronperf as npf
+    from neuronperf_core import api, model_index
+    from neuronperf_core.cpu import PythonBackend
+
+    class FileBackend(PythonBackend):  # a backend whose copies read their model files
+        def plan_run(self, target: Any, configs: Any, options: Any) -> Any:
+            return dataclasses.replace(super().plan_run(target, configs, options), model_files=True)
+
+    index = model_index.save(model_index.create("gone.bin", batch_size=1), tmp_path / "m.json")
+    with pytest.raises(npf.NeuronPerfError, match=r"lists 1 model file\(s\) that do not exist"):
+        api.benchmark(FileBackend(lambda f, device_id=0: Echo()), index, np.ones((1, 3)), **QUICK)
+    # NeuronPerf 1.x: a user's load_fn may take the index's filenames as names
+    (report,) = npf.benchmark(lambda f, device_id=0: Echo(), index, np.ones((1, 3)), **QUICK)
+    assert report["status"] == "finished"

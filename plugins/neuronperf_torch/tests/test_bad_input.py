@@ -7,7 +7,6 @@ Command-line tests run the installed ``neuronperf`` script in a subprocess (not
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,16 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import torch
 
 import neuronperf as npf
 from neuronperf_core.errors import NeuronPerfError
 
 NEURONPERF = shutil.which("neuronperf", path=os.path.dirname(sys.executable))
 FACTORY = """
-import torch
 
 
 def tinycnn():
