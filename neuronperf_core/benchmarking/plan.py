@@ -4,6 +4,7 @@ and the sweep of copies and workers."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from neuronperf_core.backend import Backend, RunPlan
     from neuronperf_core.benchmarking.worker import Job
     from neuronperf_core.options import BenchmarkOptions
+
+logger = logging.getLogger("neuronperf.benchmark")
 
 DEFAULT_WORKERS_PER_MODEL = (1, 2)  # 1 for the lowest latency, 2 for peak throughput
 
@@ -42,6 +45,11 @@ def select(backend: Backend, target: Any, options: BenchmarkOptions) -> Selectio
     record from the backend fills what the user left out), or a model object's (one config
     per batch size)."""
     batch_sizes, casts = options.batch_sizes, options.cast_modes
+    if target is None:
+        raise BenchmarkArgumentError(
+            "the model is None: pass a model index (.json) from compile, one compiled model "
+            "file, or (for backends that run them as they are) the model itself."
+        )
     if isinstance(target, (str, os.PathLike)):
         path = Path(target)
         if not path.exists():
@@ -122,6 +130,28 @@ def model_configs(
     return Path(model_filename).stem, configs
 
 
+def missing_files(configs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The model files of ``configs`` that do not exist."""
+    return [
+        str(c["filename"])
+        for c in configs
+        if c["filename"] is None or not os.path.exists(c["filename"])
+    ]
+
+
+def check_model_files(target: Any, configs: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse configs whose model files are gone, before a copy fails to load each."""
+    missing = missing_files(configs)
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise BenchmarkArgumentError(
+            f"{os.fspath(target)} lists {len(missing)} model file(s) that do not exist: "
+            f"{shown}. Were they moved or deleted? Compile the model again, or move an index "
+            "together with its models (model_index.move); batch_sizes=[...] selects the "
+            "configs whose files are there."
+        )
+
+
 def match_inputs(
     inputs: Any, configs: list[dict[str, Any]], batch_sizes: list[int] | None
 ) -> list[Any]:
@@ -160,6 +190,43 @@ def match_inputs(
             )
         matched.append(inputs[config["input_idx"]])
     return matched
+
+
+def check_dataset(dataset: Any) -> None:
+    """Refuse what cannot be an evaluation dataset (a number, None, a file name) before
+    anything loads; what it yields is checked on its first row (``check_row``)."""
+    if isinstance(dataset, (str, bytes, os.PathLike)):
+        raise BenchmarkArgumentError(
+            f"the evaluation dataset is a file name ({os.fspath(dataset)!r}); pass the data "
+            "itself: rows tuple(*INPUTS, TARGET) (e.g. list(zip(x, y))), or a dataset the "
+            "backend reads (a torch Dataset or DataLoader). On the command line, "
+            "--dataset FILE reads .npz files."
+        )
+    if not isinstance(dataset, Iterable) and not hasattr(type(dataset), "__getitem__"):
+        raise BenchmarkArgumentError(
+            f"the evaluation dataset {dataset!r:.40} ({type(dataset).__name__}) holds no "
+            "rows: pass rows tuple(*INPUTS, TARGET) (e.g. list(zip(x, y))), or a "
+            "dataset the backend reads (a torch Dataset or DataLoader)."
+        )
+
+
+def warn_batch_mismatch(
+    backend: Backend, config: Mapping[str, Any], model_input: Any, what: str, verbosity: int
+) -> None:
+    """Say when an input's first dimension is not its config's batch size: throughput counts
+    ``batch_size`` records per inference, so it would be off by their ratio. A warning, not
+    an error: a backend that knows its models' shapes refuses such inputs in its own
+    ``check_input``; for a plain callable the first dimension may not be the batch."""
+    got = backend.batch_size_of(model_input)
+    batch = config["batch_size"]
+    if got is None or got == batch or verbosity < 1:
+        return
+    logger.warning(
+        "%s has first dimension %d: throughput counts batch size %d per inference, %gx "
+        "the %d records the model is given. Pass batch_sizes=[%d] naming the input's batch "
+        "size, or an input whose first dimension is %d.",
+        what, got, batch, batch / got, got, got, batch,
+    )  # fmt: skip
 
 
 def check_row(first: Any, target_col: int) -> int:
