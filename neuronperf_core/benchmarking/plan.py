@@ -282,7 +282,10 @@ def jobs(
                 duration=options.duration,
                 max_infers=options.max_infers,
                 instance_type=machine,
-                extra={k: v for k, v in config.items() if k not in known},
+                extra={
+                    **{k: v for k, v in config.items() if k not in known},
+                    **(run.report_fields(n, workers) if run.report_fields else {}),
+                },
             ),
             load_fn=run.load_fn,
             model_input=model_input,

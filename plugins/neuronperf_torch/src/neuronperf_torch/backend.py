@@ -341,8 +341,19 @@ class TorchBackend:
             placement = [str(core) for core in cores]
             max_copies = len(cores) // pipelines[-1]
         setup = devices.CopySetup(device, runner, machine.cpu_cores(), placement)
+        fields: dict[str, str] = {}
+        if device == devices.CPU:  # a copy in a process of its own gets steady_malloc
+            fields["copy_malloc"] = (
+                "the calling process's" if runner == "threads" else devices.STEADY_MALLOC
+            )
         return RunPlan(
-            device, runner, max_copies, Loader(device, runner), setup, caller_threads_kept
+            device,
+            runner,
+            max_copies,
+            Loader(device, runner),
+            setup,
+            caller_threads_kept,
+            report_fields=lambda n_models, workers: fields,
         )
 
     @staticmethod
