@@ -97,6 +97,20 @@ def _int(name: str, value: Any) -> int | None:
     return value
 
 
+END_TO_END, DEVICE_ONLY = "end_to_end", "device"
+TRANSFERS = (END_TO_END, DEVICE_ONLY)
+
+
+def _transfer(name: str, value: Any) -> str:
+    if value not in TRANSFERS:
+        raise OptionError(
+            f"{name}={value!r}: use 'end_to_end' (latency includes copying inputs to the device "
+            "and outputs back, the default) or 'device' (inputs kept on the device, outputs "
+            "left there)."
+        )
+    return str(value)
+
+
 def _verbosity(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
         raise OptionError(
@@ -308,6 +322,14 @@ class BenchmarkOptions:
         "keyword arguments for the framework's data loader (torch DataLoader)",
         _mapping,
         python_only="a dict of Python objects (collate_fn, ...)",
+    )
+    transfer: str = option(
+        END_TO_END,
+        "what latency includes: end_to_end (inputs to the device, outputs back, as a server "
+        "sees it) or device (inputs kept on the device, outputs left there)",
+        _transfer,
+        flag="--transfer",
+        commands=BENCHMARK,
     )
 
     @classmethod
