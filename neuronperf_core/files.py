@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import string
@@ -74,6 +75,7 @@ def results_path(
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Replace ``path`` with ``data`` (text as UTF-8) so that a crash leaves either the old
     file or the new."""
+    _check_writable(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # same folder: same disk
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
@@ -86,6 +88,24 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def _check_writable(path: Path) -> None:
+    """The OS's own error when ``path`` cannot be written, naming ``path`` and what to do
+    (left to the OS, it names the temporary file)."""
+    folder = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, f"cannot write {path}: it is a folder; name a file in it"
+        )
+    if not folder.is_dir():
+        if folder.exists():
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"cannot write {path}: {folder} is a file, not a folder"
+            )
+        raise FileNotFoundError(
+            errno.ENOENT, f"cannot write {path}: its folder {folder} does not exist; create it"
+        )
 
 
 def fsync_dir(folder: Path) -> None:

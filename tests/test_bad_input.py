@@ -199,3 +199,26 @@ def test_an_index_with_missing_model_files_is_refused_but_names_for_a_load_fn_ar
     # NeuronPerf 1.x: a user's load_fn may take the index's filenames as names
     (report,) = npf.benchmark(lambda f, device_id=0: Echo(), index, np.ones((1, 3)), **QUICK)
     assert report["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("where", "error", "fragment"),
+    [
+        ("missing/r.json", FileNotFoundError, "its folder {tmp}/missing does not exist"),
+        ("a_file/r.json", NotADirectoryError, "{tmp}/a_file is a file, not a folder"),
+        ("a_folder", IsADirectoryError, "it is a folder"),
+    ],
+)
+def test_write_json_where_it_cannot_names_the_path_not_a_temporary_file(
+    tmp_path: Path, where: str, error: type[OSError], fragment: str
+) -> None:
+    import neuronperf as npf
+
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(error) as raised:
+        npf.write_json([{"batch_size": 1}], tmp_path / where)
+    message = str(raised.value)
+    assert f"cannot write {tmp_path / where}" in message
+    assert fragment.format(tmp=tmp_path) in message and ".tmp" not in message
+    assert (tmp_path / "a_file").read_text() == "mine"
