@@ -44,7 +44,8 @@ def results_path(
     model_name: str,
 ) -> Path | None:
     """Where a run writes its reports (None: nowhere), checked before the run: ``results_file``
-    as given, else a new ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``."""
+    as given (a file that does not exist yet), else a new
+    ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``."""
     if results_file is not None:
         path = Path(results_file)
         if path.is_dir():
@@ -52,6 +53,11 @@ def results_path(
         if not path.parent.is_dir():
             raise OutputPathError(
                 f"results_file {path}: its folder {path.parent} does not exist; create it first."
+            )
+        if path.exists():  # a model index, an earlier run's results: never written over
+            raise OutputPathError(
+                f"results_file {path} exists; a run writes only files it creates. Remove it, "
+                "name a new file, or pass results_dir=... for a new name each run."
             )
         return path
     if results_dir is None:
@@ -66,7 +72,8 @@ def results_path(
     stem = results_stem(safe_name(model_name, "model_name"))
     path = folder / f"{stem}.json"
     n = 1
-    while path.exists():  # two runs in one second never share a file
+    # two runs in one second never share a file; the command line's CSV goes beside it
+    while path.exists() or path.with_suffix(".csv").exists():
         n += 1
         path = folder / f"{stem}-{n}.json"
     return path

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from neuronperf_core.errors import NeuronPerfError
-from neuronperf_core.files import atomic_write, random_suffix
+from neuronperf_core.files import atomic_write, random_suffix, safe_name
 
 __all__ = [
     "FORMAT_VERSION",
@@ -153,8 +153,8 @@ def save(
     (created if missing) is prepended to it.
     """
     data, _ = _read(index)
-    if filename is None:
-        filename = f"{data['model_name']}_{random_suffix()}.json"
+    if filename is None:  # the name may come from a file someone gave you: never a path
+        filename = f"{safe_name(data['model_name'], 'model_name')}_{random_suffix()}.json"
     elif not os.fspath(filename).endswith(".json"):
         filename = f"{os.fspath(filename)}.json"  # as 1.x: an index file is always .json
     target = Path(root_dir, filename) if root_dir is not None else Path(filename)

@@ -11,8 +11,10 @@ distribution.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +224,74 @@ def test_write_json_where_it_cannot_names_the_path_not_a_temporary_file(
     assert f"cannot write {tmp_path / where}" in message
     assert fragment.format(tmp=tmp_path) in message and ".tmp" not in message
     assert (tmp_path / "a_file").read_text() == "mine"
+
+
+# -- 2 and 3: nothing written outside its folder, nothing written over ----------------------
+
+
+def test_an_index_naming_its_model_with_a_path_writes_nothing_outside_its_folder(
+    tmp_path: Path,
+) -> None:
+    import neuronperf as npf
+    from neuronperf_core import model_index
+
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    index = model_index.create("m.bin", batch_size=1, model_name="../../pwned")
+    path = work / "given.json"
+    path.write_text(json.dumps(index))
+    with pytest.raises(npf.NeuronPerfError, match=re.escape("names its model '../../pwned'")):
+        npf.benchmark(
+            lambda f, device_id=0: Echo(), path, np.ones((1, 3)), **{**QUICK, "results_dir": work}
+        )
+    with pytest.raises(
+        npf.NeuronPerfError, match=re.escape("model_name='../../pwned' cannot name")
+    ):
+        model_index.save(path, root_dir=work)  # its default name is the model's
+    # the user names the run: results go where asked
+    (report,) = npf.benchmark(
+        lambda f, device_id=0: Echo(),
+        path,
+        np.ones((1, 3)),
+        **{**QUICK, "results_dir": work, "model_name": "mine"},
+    )
+    assert report["status"] == "finished"
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert [str(p.parent) for p in written] == ["a/b", "a/b"]
+    assert any(p.name.startswith("mine.results-") for p in written)
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/x", "a/b", "a\\b", ".."])
+def test_a_model_name_that_is_a_path_is_refused_for_results_files(
+    tmp_path: Path, name: str
+) -> None:
+    import neuronperf as npf
+
+    with pytest.raises(npf.NeuronPerfError, match="cannot name a file"):
+        npf.cpu.benchmark(
+            Echo, np.ones((1, 3)), **{**QUICK, "results_dir": tmp_path, "model_name": name}
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_never_writes_its_results_over_the_index_it_benchmarks(tmp_path: Path) -> None:
+    import neuronperf as npf
+    from neuronperf_core import model_index
+
+    path = Path(model_index.save(model_index.create("m.bin", batch_size=1), tmp_path / "m.json"))
+    before = path.read_bytes()
+    with pytest.raises(npf.NeuronPerfError, match="exists; a run writes only files it creates"):
+        npf.benchmark(
+            lambda f, device_id=0: Echo(), path, np.ones((1, 3)), **{**QUICK, "results_file": path}
+        )
+    assert path.read_bytes() == before
+
+
+def test_a_new_results_name_skips_a_csv_the_run_did_not_write(tmp_path: Path) -> None:
+    from neuronperf_core import files
+
+    first = files.results_path(tmp_path, None, "m")
+    assert first is not None
+    first.with_suffix(".csv").write_text("someone else's")
+    second = files.results_path(tmp_path, None, "m")
+    assert second is not None and second != first and not second.with_suffix(".csv").exists()

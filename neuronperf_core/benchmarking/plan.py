@@ -73,7 +73,23 @@ def select(backend: Backend, target: Any, options: BenchmarkOptions) -> Selectio
             name_of(target),
             model_configs(name_of(target), batch_sizes, options.pipeline_sizes, casts)[1],
         )
+    if options.model_name is None and options.results_file is None and options.results_dir:
+        _check_index_name(name, target)
     return Selection(options.model_name or name, configs, options.batch_sizes or batch_sizes)
+
+
+def _check_index_name(name: str, target: Any) -> None:
+    """A model index from someone else names the results file: refuse a name that is a path
+    (``"../../x"``) with an error that says where it came from."""
+    from neuronperf_core.files import OutputPathError, safe_name
+
+    try:
+        safe_name(name, "model_name")
+    except OutputPathError:
+        raise BenchmarkArgumentError(
+            f"{os.fspath(target)} names its model {name!r}, which cannot be part of a results "
+            "file's name (it holds a path separator): pass model_name='...' to name the run."
+        ) from None
 
 
 def name_of(model: Any) -> str:
