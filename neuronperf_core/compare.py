@@ -370,18 +370,25 @@ def _text(value: Any) -> str | None:
 # ---------------------------------------------------------------- formatting
 
 
-def format_comparison(comparison: Comparison) -> str:
-    """An aligned text table, one line per config found in both runs, then the configs
-    found in one run only. Ratios are new / old ("1.23x"); verdicts are words."""
-    header = ["config", "old tput/s", "new tput/s", "tput", "verdict"]
-    header += ["p50", "verdict", "p99", "verdict"]
-    numeric = {1, 2, 3, 5, 7}  # right-aligned: numbers and ratios
-    table: list[list[str]] = []  # finished rows
-    unfinished: dict[int, str] = {}  # line number -> status, written across the number columns
+def format_comparison(comparison: Comparison, width: int | None = None) -> str:
+    """A table (``neuronperf_core.tables``, at most ``width`` characters wide where it can
+    shrink that far; None: its natural width), one row per config found in both runs, then
+    the configs found in one run only. Ratios are new / old ("1.23x"); verdicts are words;
+    a config that did not finish in both runs shows its statuses in the first verdict
+    column."""
+    from neuronperf_core.tables import Column, render
+
+    columns = [
+        Column("config"),
+        Column("old tput/s", numeric=True),
+        Column("new tput/s", numeric=True),
+    ]
+    for name in ("tput", "p50", "p99"):
+        columns += [Column(name, numeric=True), Column("verdict")]
+    rows: list[list[str]] = []
     for row in comparison.rows:
         if not row.finished:
-            unfinished[len(table)] = row.status
-            table.append([row.label])
+            rows.append([row.label, "", "", "", row.status, *[""] * (len(columns) - 5)])
             continue
         throughput = row.change("throughput_avg")
         cells = [
@@ -392,18 +399,7 @@ def format_comparison(comparison: Comparison) -> str:
         for metric in ("throughput_avg", "latency_ms_p50", "latency_ms_p99"):
             change = row.change(metric)
             cells += [_ratio(change), change.verdict if change else "N/A"]
-        table.append(cells)
-
-    widths = [
-        max([len(h), *(len(c[i]) for c in table if len(c) > i)]) for i, h in enumerate(header)
-    ]
-
-    def render(cells: list[str]) -> str:
-        padded = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
-        ]
-        return "  ".join(padded).rstrip()
+        rows.append(cells)
 
     out = [
         f"ratios new/old; within noise: a change of at most {comparison.noise_pct:g}% "
@@ -412,9 +408,7 @@ def format_comparison(comparison: Comparison) -> str:
     models = _model_names(comparison)
     if models:
         out.append(models)
-    out += [render(header), "  ".join("-" * w for w in widths)]
-    for i, cells in enumerate(table):
-        out.append(render(cells) if i not in unfinished else f"{render(cells)}  {unfinished[i]}")
+    out.append(render(columns, rows, width=width).rstrip("\n"))
     if not comparison.rows:
         out.append("(no config found in both runs)")
     for name, unmatched in (("old", comparison.only_old), ("new", comparison.only_new)):

@@ -24,7 +24,7 @@ from typing import TextIO
 __all__ = ["GAP", "Column", "print_table", "render", "terminal_width"]
 
 GAP = 2  # spaces between columns
-TEXT_MIN = 12  # a text column is not squeezed below this (or its longest header part)
+TEXT_MIN = 12  # a word longer than this may be folded, down to this width
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ def render(
         padding=(0, GAP // 2),
         header_style="bold" if styled else None,
     )
-    headers = [_wrap(column.header, w) for column, w in zip(columns, widths, strict=True)]
+    headers = [
+        _wrap(column.header, w, _HEADER_BREAKS) for column, w in zip(columns, widths, strict=True)
+    ]
     for column, header, w in zip(columns, headers, widths, strict=True):
         table.add_column(
             Text(header),
@@ -93,7 +95,7 @@ def render(
     for row in rows:
         table.add_row(
             *(
-                Text(cell if c.numeric else _wrap(cell, w))
+                Text(cell if c.numeric else _wrap(cell, w, _CELL_BREAKS))
                 for c, cell, w in zip(columns, row, widths, strict=True)
             )
         )
@@ -124,19 +126,21 @@ def _isatty(out: TextIO) -> bool:
         return False
 
 
-def _parts(text: str) -> list[str]:
-    """Where text may wrap: after a space, an underscore, a period, a slash or a hyphen
-    (``latency_`` ``ms_`` ``p50``; ``digits_`` ``b8_`` ``x.pt2``)."""
-    return [part for part in re.split(r"(?<=[ _./-])", text) if part]
+_HEADER_BREAKS = r"(?<=[ _])"  # after a space or an underscore: latency_ ms_ p50
+_CELL_BREAKS = r"(?<=[ _./-])"  # and after a period, slash or hyphen: digits_ b8_ x.pt2
 
 
-def _wrap(text: str, width: int) -> str:
-    """``text`` in lines of at most ``width``, broken where ``_parts`` allows, and anywhere
+def _parts(text: str, breaks: str) -> list[str]:
+    return [part for part in re.split(breaks, text) if part]
+
+
+def _wrap(text: str, width: int, breaks: str) -> str:
+    """``text`` in lines of at most ``width``, broken where ``breaks`` allows, and anywhere
     in a part longer than ``width``."""
     lines: list[str] = []
     for given in text.splitlines() or [""]:
         current = ""
-        for part in _parts(given):
+        for part in _parts(given, breaks):
             while len(part.rstrip()) > width:  # no place to break: fold
                 if current:
                     lines.append(current)
@@ -152,26 +156,57 @@ def _wrap(text: str, width: int) -> str:
 
 
 def _fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None) -> list[int]:
-    """Each column's width: its natural width, shrunk while the table is wider than ``width``:
-    headers first (they wrap once, rows would wrap on every line), then text cells."""
+    """Each column's width: its natural width, shrunk while the table is wider than ``width``,
+    each step taken from the column whose narrowing adds the fewest lines to the table (so
+    headers wrap before rows do, and a long text column gives way before a short label);
+    between equals, a header wraps first, then the widest column gives way."""
     natural, least = [], []
     for i, column in enumerate(columns):
-        cells = [len(line) for row in rows for line in row[i].splitlines() or [""]]
-        longest_cell = max(cells, default=0)
-        header_min = max((len(p.rstrip()) for p in _parts(column.header)), default=0)
+        longest_cell = max((len(line) for row in rows for line in row[i].splitlines()), default=0)
+        header_parts = _parts(column.header, _HEADER_BREAKS)
+        header_min = max((len(p.rstrip()) for p in header_parts), default=0)
         natural.append(max(len(column.header), longest_cell))
         if column.numeric:
             least.append(max(header_min, longest_cell))
-        else:
-            least.append(max(header_min, min(longest_cell, TEXT_MIN)))
+        else:  # down to its longest word (wrapped between words), folded no narrower than TEXT_MIN
+            words = [len(p.rstrip()) for row in rows for p in _parts(row[i], _CELL_BREAKS)]
+            least.append(max(header_min, min(max(words, default=0), TEXT_MIN)))
     widths = list(natural)
     if width is None:
         return widths
-    for numeric in (True, False):
-        shrinkable = [i for i, c in enumerate(columns) if c.numeric == numeric]
-        while sum(widths) + GAP * (len(widths) - 1) > width:
-            slack = [(widths[i] - least[i], i) for i in shrinkable if widths[i] > least[i]]
-            if not slack:
-                break
-            widths[max(slack)[1]] -= 1
+    lines = _LineCounts(columns, rows)
+    while (excess := sum(widths) + GAP * (len(widths) - 1) - width) > 0:
+        step = max(1, excess // 8)  # long tables: a few coarse steps, not one per character
+        options = []
+        for i in range(len(columns)):
+            if widths[i] > least[i]:
+                trial = list(widths)
+                trial[i] = max(least[i], widths[i] - step)
+                options.append((lines.total(trial), not columns[i].numeric, -widths[i], i, trial))
+        if not options:
+            break  # as narrow as it gets: wider than asked
+        widths = min(options)[-1]
     return widths
+
+
+class _LineCounts:
+    """How many lines a table takes at given column widths (each column's wrap cached)."""
+
+    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
+        self.columns, self.rows = columns, rows
+        self.cache: dict[tuple[int, int], tuple[int, list[int]]] = {}
+
+    def column(self, i: int, width: int) -> tuple[int, list[int]]:
+        """The lines of column ``i``'s header, and of each of its cells, at ``width``."""
+        if (i, width) not in self.cache:
+            column = self.columns[i]
+            header = _wrap(column.header, width, _HEADER_BREAKS).count("\n") + 1
+            breaks = _CELL_BREAKS if not column.numeric else "$^"  # numbers never wrap
+            cells = [_wrap(row[i], width, breaks).count("\n") + 1 for row in self.rows]
+            self.cache[(i, width)] = (header, cells)
+        return self.cache[(i, width)]
+
+    def total(self, widths: Sequence[int]) -> int:
+        counts = [self.column(i, w) for i, w in enumerate(widths)]
+        header = max(c[0] for c in counts)
+        return header + sum(max(row) for row in zip(*(c[1] for c in counts), strict=True))

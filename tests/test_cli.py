@@ -220,6 +220,27 @@ def test_benchmark_progress_on_a_terminal_is_a_bar(cli, index):
     assert "s left" in text
 
 
+def test_tables_fit_100_columns_best_config_first_with_short_file_names(cli, index):
+    """The benchmark's table, the comparison and the plugins listing in a terminal 100
+    columns wide (COLUMNS, as a shell sets it); into a pipe without COLUMNS, one line per row."""
+    results = _results(cli, index, "run")
+    reports = json.loads(results.read_text())
+    cli.env["COLUMNS"] = "100"
+    for args in (["report", str(results)], ["report", str(results), str(results)], ["plugins"]):
+        lines = cli.ok(*args).stdout.splitlines()
+        assert max(map(len, lines)) <= 100, "\n".join(lines)
+    out = cli.ok("report", str(results)).stdout
+    best = max(reports, key=lambda r: r["throughput_peak"])
+    assert str(Path(best["model_filename"]).parent) not in out  # file names, not folders
+    del cli.env["COLUMNS"]
+    lines = cli.ok("report", str(results)).stdout.splitlines()
+    assert len(lines) == 2 + len(reports)  # header, rule, one line per config
+    header = lines[0].split()
+    first = dict(zip(header, lines[2].split(), strict=True))
+    assert first["model_filename"] == Path(best["model_filename"]).name
+    assert float(first["throughput_peak"]) == pytest.approx(best["throughput_peak"], abs=0.05)
+
+
 # -- evaluate --------------------------------------------------------------------------------
 
 
@@ -258,7 +279,7 @@ def test_report_shows_sorts_and_plots_one_run(cli, index):
     assert [line.split() for line in lines[2:6]] == [["1", "1"], ["4", "1"], ["1", "2"], ["4", "2"]]
     default = cli.ok("report", str(results), "--cols", "throughput_peak").stdout.splitlines()
     peaks = [float(line) for line in default[2:6]]
-    assert peaks == sorted(peaks)  # sorted by throughput_peak unless told otherwise
+    assert peaks == sorted(peaks, reverse=True)  # best throughput_peak first unless told
     assert cli.json("report", str(results)) == json.loads(results.read_text())
     pytest.importorskip("matplotlib")
     out = cli.ok("report", str(results), "--plot", "run.png").stdout

@@ -312,6 +312,23 @@ def test_the_table_has_one_aligned_line_per_config() -> None:
     assert "\x1b" not in text  # words, no colour codes
 
 
+def test_the_table_fits_the_width_it_is_given() -> None:
+    """At 100 columns a comparison of fp32 configs with one failure fits: headers and text
+    wrap, numbers stay whole; the failure's statuses wrap inside its own verdict cell."""
+    old = [report(batch_size=b, cast_mode="fp32", throughput_avg=1327523.3) for b in (1, 32)]
+    new = [report(batch_size=1, cast_mode="fp32", status="error", throughput_avg=None)]
+    new.append(report(batch_size=32, cast_mode="fp32", throughput_avg=1194771.0))
+    comparison = compare_reports(old, new)
+    natural = format_comparison(comparison).splitlines()
+    assert max(map(len, natural)) > 100
+    assert any("old: finished, new: error" in line for line in natural)
+    lines = format_comparison(comparison, width=100).splitlines()
+    assert max(map(len, lines[2:])) <= 100  # the table; the note above it is a sentence
+    (row,) = [line for line in lines if line.startswith("b32 n1 w1")]
+    assert row.split()[3:6] == ["1327523.3", "1194771.0", "0.90x"]
+    assert "old:" in " ".join(lines) and "new: error" in " ".join(lines)
+
+
 def test_an_empty_comparison_says_so() -> None:
     text = format_comparison(compare_reports([report()], [report(batch_size=2)]))
     assert "(no config found in both runs)" in text

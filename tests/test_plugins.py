@@ -368,8 +368,8 @@ def test_cli_lists_plugins_with_status_hooks_and_registrations(fake_site):
 
     table = fake_site.run(cli.replace("sys.argv[1:]", "['plugins']"))
     assert table.returncode == 0, table.stderr
-    header, *rows = table.stdout.splitlines()
-    assert header.split() == ["NAME", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS", "REGISTERED"]
+    header, _, *rows = table.stdout.splitlines()  # natural width: one line per plugin
+    assert header.split() == ["plugin", "distribution", "status", "registered"]
     (good_row,) = [r for r in rows if r.startswith("good ")]
     assert good_row.split()[:4] == ["good", "npf-good", "2.0.1", "active"]
     assert "metrics: CountRecords" in good_row

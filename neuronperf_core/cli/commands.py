@@ -39,13 +39,6 @@ def all_finished(reports: Sequence[Mapping[str, Any]]) -> bool:
     return bool(reports) and all(r.get("status") == "finished" for r in reports)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 def _default(options_type: type[Any], name: str) -> Any:
     """A keyword's declared default (``neuronperf_core.options``)."""
     return next(f.default for f in dataclasses.fields(options_type) if f.name == name)
@@ -201,19 +194,23 @@ def compile_(
     if as_json:
         print_json({"index": str(Path(written).resolve()), "model_index": index})
     else:
+        from neuronperf_core.tables import Column, print_table
+
         rows = [
             [
                 str(c["batch_size"]),
                 str(c["pipeline_size"]),
-                str(c["cast_mode"]),
+                "" if c["cast_mode"] is None else str(c["cast_mode"]),
                 c["status"],
-                "N/A" if c["compile_s"] is None else f"{c['compile_s']:.2f}",
-                c["filename"] or c.get("error") or "",
+                "" if c["compile_s"] is None else f"{c['compile_s']:.2f}",
+                Path(c["filename"]).name if c["filename"] else c.get("error") or "",
             ]
             for c in configs
         ]
-        headers = ["BATCH", "PIPELINE", "CAST", "STATUS", "COMPILE_S", "FILE / ERROR"]
-        print(_table(headers, rows))
+        numbers = ["batch_size", "pipeline_size"]
+        columns = [Column(h, h in numbers) for h in [*numbers, "cast_mode", "status"]]
+        columns += [Column("compile_s", numeric=True), Column("file or error")]
+        print_table(columns, rows)
         print(f"\nmodel index: {written}")
     return 0 if all(c["status"] == "finished" for c in configs) else FAILED
 
@@ -347,12 +344,13 @@ def report(
     if plot or cols or sort_by:
         raise UsageError("--plot, --cols and --sort-by apply to one results file, not a comparison")
     from neuronperf_core.compare import compare_reports, format_comparison
+    from neuronperf_core.tables import terminal_width
 
     comparison = compare_reports(runs[0], runs[1], noise_pct=noise)
     if as_json:
         print_json(comparison.to_dict())
     else:
-        print(format_comparison(comparison))
+        print(format_comparison(comparison, width=terminal_width(sys.stdout)), end="")
     if fail_if_slower is None:
         return 0
     slower = comparison.slower(fail_if_slower)
@@ -371,22 +369,22 @@ def plugins(*, as_json: bool) -> int:
     if as_json:
         print_json(found)
         return 0
+    from neuronperf_core.tables import Column, print_table
+
     rows = []
-    for p in found:
+    for p in found:  # the hooks each plugin implements are in --json; here what they added
         registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items())
         status = p["status"] if p["error"] is None else f"{p['status']}: {p['error']}"
         rows.append(
             [
                 p["name"],
-                p["distribution"] or "?",
-                p["version"] or "?",
+                f"{p['distribution'] or '?'} {p['version'] or '?'}",
                 status,
-                ", ".join(h.removeprefix("neuronperf_") for h in p["hooks"]) or "-",
                 registered or "-",
             ]
         )
-    headers = ["NAME", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS", "REGISTERED"]
-    print(_table(headers, rows))
+    headers = ["plugin", "distribution", "status", "registered"]
+    print_table([Column(h) for h in headers], rows)
     return 0
 
 
