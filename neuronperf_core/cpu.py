@@ -88,6 +88,13 @@ class PythonBackend:
         self, target: Any, configs: Sequence[Mapping[str, Any]], options: BenchmarkOptions
     ) -> RunPlan:
         device = options.device_type or self.device_types[0]
+        if options.intra_op_threads is not None:
+            raise OptionError(
+                f"intra_op_threads={options.intra_op_threads}: a Python callable runs as it "
+                "is, and neuronperf cannot set its framework's thread count. Set it in your "
+                "model or load_fn (torch.set_num_threads, OMP_NUM_THREADS, ...), or use a "
+                "framework's backend (npf.torch)."
+            )
         if self.load_fn is None and not callable(target):
             raise NeuronPerfError(
                 f"the model must be a class or a callable, got {type(target).__name__} "

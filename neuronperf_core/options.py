@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from neuronperf_core.errors import NeuronPerfError
 
+WARMUP_INFERS = 8  # the default warm-up: the Neuron tutorials warm each copy up with 8 calls
+
 
 class OptionError(NeuronPerfError, ValueError):
     """A keyword of compile, benchmark or evaluate has a value that cannot be used."""
@@ -109,6 +111,36 @@ def _transfer(name: str, value: Any) -> str:
             "left there)."
         )
     return str(value)
+
+
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OptionError(f"{name} must be a whole number >= 0, got {value!r}.")
+    return value
+
+
+def _window(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise OptionError(f"{name} must be a number of seconds > 0 (or None), got {value!r}.")
+    return float(value)
+
+
+def _percent(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value < 100
+    ):
+        raise OptionError(f"{name} must be a percentage above 0 and below 100, got {value!r}.")
+    return float(value)
 
 
 def _verbosity(name: str, value: Any) -> int:
@@ -316,6 +348,26 @@ class BenchmarkOptions:
     results_file: Any = option(
         None, "the results file itself, instead of a new name in results_dir", _path,
         flag="--results-file",
+    )  # fmt: skip
+    window_s: float | None = option(
+        None, "seconds per stability window (default: a tenth of the run, at most 5)",
+        _window, flag="--window", commands=BENCHMARK,
+    )  # fmt: skip
+    stability_pct: float = option(
+        10.0, "how far apart (in %) the last 3 windows may be and be stable", _percent,
+        flag="--stability-pct", commands=BENCHMARK,
+    )  # fmt: skip
+    warmup_infers: int = option(
+        WARMUP_INFERS, "warm-up calls per copy before timing, at least", _whole,
+        flag="--warmup-infers", commands=BENCHMARK,
+    )  # fmt: skip
+    warmup_seconds: float = option(
+        0.0, "seconds of warm-up per copy before timing, at least", _seconds,
+        flag="--warmup-seconds", commands=BENCHMARK,
+    )  # fmt: skip
+    intra_op_threads: int | None = option(
+        None, "intra-op threads of each worker (default: the cores split across them)",
+        _count, flag="--threads-per-copy",
     )  # fmt: skip
     dataloader_kwargs: dict[str, Any] | None = option(
         None,

@@ -48,6 +48,8 @@ from typing import Any, Final, Literal, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from neuronperf_core import uncertainty
+from neuronperf_core.benchmarking import stats
 from neuronperf_core.benchmarking.results import PHASES, RawResult
 from neuronperf_core.errors import NeuronPerfError
 
@@ -120,7 +122,16 @@ _V1_FIELDS = (
 )
 
 # Config fields copied as they are (besides those among the 1.x fields).
-_MORE_CONFIG_FIELDS = ("cast_mode", "runner", "duration", "max_infers", "input_idx")
+_MORE_CONFIG_FIELDS = (
+    "cast_mode",
+    "runner",
+    "duration",
+    "max_infers",
+    "input_idx",
+    "stability_pct",
+    "warmup_infers",
+    "warmup_seconds",
+)
 
 REPORT_FIELDS: tuple[str, ...] = (
     *_V1_FIELDS,
@@ -130,6 +141,14 @@ REPORT_FIELDS: tuple[str, ...] = (
     "latency_percentile_method",
     "harness_overhead_us",
     "error",
+    *uncertainty.SUMMARY_FIELDS,
+    "warmup_avg_infers",
+    "intra_op_threads",
+    *stats.LOAD_FIELDS,
+    "valid",
+    "invalid_reasons",
+    "warnings",
+    *stats.RUN_FIELDS,
 )
 """Fields of every report, in order. Then come the config's ``extra`` keys and the metrics."""
 
@@ -202,17 +221,21 @@ def _report(raw: Any, index: int, cost_per_hour: float | None) -> Report:
 
     batch_size = int(config.get("batch_size") or 1)
     report.update(_latency_and_throughput(raw, index, batch_size))
-    report.update(_copy_averages(raw.get("copies") or []))
+    report.update(_copy_averages(raw.get("copies") or [], config))
     report.update(_system_stats(raw.get("stats") or {}))
+    report.update(stats.load_fields(raw.get("load")))
+    report.update(stats.run_fields(raw.get("run")))
     overhead_ns = raw.get("overhead_ns")
     report["harness_overhead_us"] = None if overhead_ns is None else float(overhead_ns) / 1e3
 
     throughput = report["throughput_avg"]
     if cost_per_hour is not None and throughput:
         report["cost_per_1m_inf"] = cost_per_hour * 1e6 / (3600 * throughput)
+    report["valid"], report["invalid_reasons"], report["warnings"] = uncertainty.verdict(report)
 
     # A name that is already a report field gets a prefix rather than overwrite it
-    # (model-index configs carry their compile "status", for one).
+    # (model-index configs carry their compile "status", for one); an empty field is filled
+    # (a backend's intra_op_threads, say).
     for key, value in (config.get("extra") or {}).items():
         _add(report, key, value, "index_")
     for key, value in (raw.get("metrics") or {}).items():
@@ -221,13 +244,17 @@ def _report(raw: Any, index: int, cost_per_hour: float | None) -> Report:
 
 
 def _add(report: Report, key: str, value: Any, prefix: str) -> None:
-    report[key if key not in report else prefix + key] = _plain(value)
+    value = _plain(value)
+    if key in report and report[key] is not None:  # a field left empty may be filled
+        key = prefix + key
+    report[key] = value
 
 
 def _latency_and_throughput(raw: Mapping[str, Any], index: int, batch_size: int) -> Report:
     starts, ends, weights, spans_ns = [], [], [], []
     phases: dict[str, list[Int64Array]] = {}
     total_infs = 0
+    config = raw.get("config") or {}
     for w in raw.get("workers") or []:
         count, stride = int(w["count"]), int(w.get("stride", 1))
         kept = -(-count // stride)  # the worker kept inferences 0, stride, 2*stride, ...
@@ -270,6 +297,13 @@ def _latency_and_throughput(raw: Mapping[str, Any], index: int, batch_size: int)
         values = np.concatenate(phases[phase]) if phase in phases else np.empty(0, np.int64)
         out[f"{phase}_avg_ms"] = float(values.mean()) / _NS_PER_MS if values.size else None
     out["worker_avg_s"] = sum(spans_ns) / len(spans_ns) / _NS_PER_S if spans_ns else None
+    weight = np.concatenate(weights) if weights else np.empty(0, np.int64)
+    window = raw.get("window_ns")
+    out.update(
+        uncertainty.summarise(
+            latency_ns, end_ns, weight, window, batch_size, out["throughput_avg"], config
+        )
+    )
     return out
 
 
@@ -300,8 +334,8 @@ def _max_per_second(end_ns: Int64Array, weights: Int64Array) -> int:
     return int((cumulative[upto] - cumulative[before]).max())
 
 
-def _copy_averages(copies: Sequence[Mapping[str, Any]]) -> Report:
-    return {
+def _copy_averages(copies: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> Report:
+    out: Report = {
         f"{name}_avg_ms": (
             sum(int(c.get(f"{name}_ns") or 0) for c in copies) / len(copies) / _NS_PER_MS
             if copies
@@ -309,6 +343,12 @@ def _copy_averages(copies: Sequence[Mapping[str, Any]]) -> Report:
         )
         for name in _COPY_PHASES
     }
+    out["warmup_avg_infers"] = (
+        sum(int(c.get("warmup_infers") or 0) for c in copies) / len(copies) if copies else None
+    )
+    # the setting; a backend that applies its own count records it (RunPlan.report_fields)
+    out["intra_op_threads"] = config.get("intra_op_threads")
+    return out
 
 
 def _system_stats(stats: Mapping[str, Any]) -> Report:

@@ -126,6 +126,7 @@ SAMPLES = {
     flags.NUMBER: ("1.5", 1.5),
     flags.COUNT: ("3", 3),
     flags.INTEGER: ("-1", -1),
+    flags.WHOLE: ("0", 0),
     click.STRING: ("x", "x"),
 }
 
@@ -148,6 +149,10 @@ def test_every_flag_reaches_the_api_as_its_keyword(command, monkeypatch):
         if "/" in field.metadata["flag"]:
             continue
         kind = flags.FLAG_TYPES.get(field.name, (click.STRING, ""))[0]
+        if kind is flags.SWITCH:  # a switch takes no value
+            argv.append(field.metadata["flag"])
+            expected[field.name] = True
+            continue
         text, value = SAMPLES[kind]
         argv += [field.metadata["flag"], text]
         expected[field.name] = value

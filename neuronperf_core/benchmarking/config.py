@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from neuronperf_core.options import WARMUP_INFERS
+
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
@@ -24,6 +26,12 @@ class BenchmarkConfig:
     max_infers: int | None  # stop after this many inferences (all workers together)
     instance_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other model-index keys of the config
+    # how the timed window is judged and prepared (neuronperf_core.uncertainty)
+    window_s: float | None = None  # seconds per stability window (None: from the run)
+    stability_pct: float = 10.0  # how far apart the last windows may be, in percent
+    warmup_infers: int = WARMUP_INFERS  # each copy warms up for at least this many calls ...
+    warmup_seconds: float = 0.0  # ... and at least this long
+    intra_op_threads: int | None = None  # per worker; None: the backend's default
 
     @property
     def multiprocess(self) -> bool:

@@ -297,6 +297,11 @@ def jobs(
                 runner=run.runner,
                 duration=options.duration,
                 max_infers=options.max_infers,
+                window_s=options.window_s,
+                stability_pct=options.stability_pct,
+                warmup_infers=options.warmup_infers,
+                warmup_seconds=options.warmup_seconds,
+                intra_op_threads=options.intra_op_threads,
                 instance_type=machine,
                 extra={
                     **{k: v for k, v in config.items() if k not in known},

@@ -9,13 +9,13 @@ from typing import Any
 from neuronperf_core.benchmarking.progress import Progress
 from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.runners import Runner
+from neuronperf_core.benchmarking.stats import LoadMeter, run_info
 from neuronperf_core.benchmarking.worker import Job
 from neuronperf_core.options import BenchmarkOptions
 from neuronperf_core.reporting import get_reports, timer_pairs, write_json
 
 logger = logging.getLogger("neuronperf.benchmark")
 
-LOW_SAMPLES_P99 = 662  # MLPerf LoadGen's early-stopping minimum for a p99 claim
 OVERHEAD_WARN_FRACTION = 0.10
 INTERRUPTED = "interrupted: returning the %d configs measured so far"
 
@@ -41,9 +41,11 @@ def run_sweep(
     progress = Progress(len(jobs), options.duration, options.verbosity, evaluating=evaluating)
     results: list[RawResult] = []
     reports: list[dict[str, Any]] = []
+    run = run_info(_call(options, evaluating))
     try:
         for job in jobs:
             progress.start_config(job.config)
+            load = LoadMeter()
             try:
                 raw = runner.run(job, options.stats_interval)
             except KeyboardInterrupt:  # outside a runner's timed window (loading, say)
@@ -51,6 +53,7 @@ def run_sweep(
                 logger.warning(INTERRUPTED, len(results))
                 break
             progress.end_config()
+            raw = {**raw, "load": load.stop(), "run": run}
             results.append(raw)
 
             def report() -> list[dict[str, Any]]:
@@ -76,22 +79,30 @@ def run_sweep(
     return timer_pairs(results) if options.return_timers else reports
 
 
+def _call(options: BenchmarkOptions, evaluating: bool) -> str:
+    """The call as a user would write it, with the keywords that differ from the defaults."""
+    default = BenchmarkOptions()
+    given = [
+        f"{name}={getattr(value, '__qualname__', None) or repr(value)}"
+        for name, value in options.as_dict().items()
+        if value != getattr(default, name)
+    ]
+    return f"{'evaluate' if evaluating else 'benchmark'}({', '.join(given)})"
+
+
 def _check_quality(report: dict[str, Any], verbosity: int, evaluating: bool) -> None:
-    """Say when a config failed, or its numbers deserve less trust than they seem to (a
-    one-pass evaluation is not a latency measurement: only failures are said)."""
+    """Say when a config failed, or its numbers deserve less trust than they seem to: its
+    validity verdict and warnings (a one-pass evaluation is not a latency measurement:
+    only failures are said)."""
     if report.get("status") != "finished":
         logger.warning("config failed (%s): %s", report.get("status"), report.get("error"))
         return
     if verbosity < 1 or evaluating:
         return
-    samples = report.get("latency_samples") or 0
-    if 0 < samples < LOW_SAMPLES_P99:
-        logger.warning(
-            "only %d latency samples: p99 needs at least %d to mean anything "
-            "(MLPerf LoadGen's minimum); run longer (duration) or raise max_infers",
-            samples,
-            LOW_SAMPLES_P99,
-        )
+    if not report.get("valid"):
+        logger.warning("result is INVALID: %s", "; ".join(report.get("invalid_reasons") or []))
+    for warning in report.get("warnings") or []:
+        logger.warning("%s", warning)
     overhead_us = report.get("harness_overhead_us")
     latency_ms = report.get("latency_ms_avg")
     if overhead_us and latency_ms and overhead_us / 1e3 > OVERHEAD_WARN_FRACTION * latency_ms:

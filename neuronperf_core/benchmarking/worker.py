@@ -23,8 +23,8 @@ import numpy as np
 from neuronperf_core.benchmarking.config import BenchmarkConfig
 from neuronperf_core.benchmarking.results import PHASES
 from neuronperf_core.metrics.base import BaseEvalMetric
+from neuronperf_core.options import WARMUP_INFERS as WARMUP_INFERS  # the default warm-up
 
-WARMUP_INFERS = 8  # the Neuron tutorials warm each copy up with 8 calls
 CALIBRATION_INFERS = 2000  # null-model iterations that measure the harness's own cost
 DEFAULT_MAX_SAMPLES = 1_000_000  # per worker: 16 MB of int64 start/end pairs
 NEVER = 1 << 62  # a deadline no clock reaches
@@ -93,7 +93,10 @@ def call_model(model: Any, model_input: Any) -> Any:
 
 
 def load_copy(job: Job, copy_id: int) -> ModelCopy:
-    """env_setup_fn -> load_fn -> setup_fn -> warm-up, each timed; in the copy's own process."""
+    """env_setup_fn -> load_fn -> setup_fn -> warm-up, each timed; in the copy's own process.
+
+    Warm-up: at least ``warmup_infers`` calls (default ``WARMUP_INFERS``) and at least
+    ``warmup_seconds``."""
     config = job.config.to_dict()
     start = time.perf_counter_ns()
     if job.copy_setup is not None:
@@ -107,10 +110,13 @@ def load_copy(job: Job, copy_id: int) -> ModelCopy:
         _, copy.setup_ns = _timed(lambda: job.setup_fn(copy_id, config, model))  # type: ignore[misc]
     if not job.evaluating:  # evaluation touches each record once; there is nothing to warm on
         start = time.perf_counter_ns()
-        for _ in range(WARMUP_INFERS):
+        until = start + int(job.config.warmup_seconds * 1e9)
+        calls = 0
+        while calls < job.config.warmup_infers or time.perf_counter_ns() < until:
             _infer_once(job, model, job.model_input)
+            calls += 1
         copy.warmup_ns = time.perf_counter_ns() - start
-        copy.warmup_infers = WARMUP_INFERS
+        copy.warmup_infers = calls
     return copy
 
 

@@ -65,6 +65,12 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _whole(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"expected a whole number (0 or more), got {text!r}")
+    return int(text)
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -76,6 +82,8 @@ INTS = _Parsed("integers", sources.positive_int_list)
 NAMES = _Parsed("names", sources.name_list)
 NUMBER = _Parsed("number", _number)
 COUNT = _Parsed("count", _count)
+WHOLE = _Parsed("whole number", _whole)
+SWITCH = click.BOOL  # a True/False keyword: its flag takes no value and passes True
 INTEGER = _Parsed("integer", _integer)
 SHAPE = _Parsed("shape", sources.shape)
 DTYPE = _Parsed("dtype", sources.dtype)
@@ -94,6 +102,11 @@ FLAG_TYPES: Mapping[str, tuple[ParamType, str]] = {
     "cost_per_hour": (NUMBER, "USD"),
     "max_infers": (COUNT, "N"),
     "eval_target_col": (INTEGER, "I"),
+    "window_s": (NUMBER, "S"),
+    "stability_pct": (NUMBER, "PCT"),
+    "warmup_infers": (WHOLE, "N"),
+    "warmup_seconds": (NUMBER, "S"),
+    "intra_op_threads": (COUNT, "N"),
     "models_dir": (click.STRING, "DIR"),
     "results_dir": (click.STRING, "DIR"),
     "results_file": (click.STRING, "FILE"),
@@ -198,6 +211,10 @@ def _option(field: Field[Any]) -> click.Option:
     kind, metavar = FLAG_TYPES.get(field.name, (click.STRING, flag.rsplit("-", 1)[-1].upper()))
     default = field.default
     help = str(field.metadata["help"])
+    if kind is SWITCH:  # given: True; not given: nothing passed on (the API's default)
+        return click.Option(
+            [flag, field.name], is_flag=True, flag_value=True, default=None, help=help
+        )
     if default is not None:  # shown as click shows defaults
         help += f"  [default: {f'{default:g}' if isinstance(default, float) else default}]"
     return click.Option(
