@@ -56,6 +56,9 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
     options = CompileOptions.from_kwargs(kwargs)
     if options.device_type is not None and options.device_type not in backend.device_types:
         raise _unknown_device(backend, options.device_type)
+    folder = Path(options.models_dir)
+    if folder.exists() and not folder.is_dir():
+        raise OptionError(f"models_dir {folder} is a file, not a folder: name a folder.")
     plan = backend.plan_compile(model, options)
     examples = inputs if isinstance(inputs, list) else [inputs]
     if not examples:
@@ -68,8 +71,7 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
         if options.filename is not None
         else Path(f"{name}_{files.random_suffix()}.json")
     )
-    folder = Path(options.models_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)  # once every check passed: none left empty
     index: dict[str, Any] | None = None
     written = os.fspath(index_file)
     for input_idx, (example, batch) in enumerate(zip(examples, sizes, strict=True)):
@@ -318,6 +320,10 @@ def _peek(rows: Any, one_shot: bool = False) -> tuple[Any, Any]:
         first = next(iterator)
     except StopIteration:
         raise BenchmarkArgumentError("the evaluation dataset is empty: nothing to score.") from None
+    except Exception as exc:  # the user's dataset code, before anything loads
+        raise BenchmarkArgumentError(
+            f"reading the first row of the evaluation dataset failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if iterator is rows or one_shot:
         return first, itertools.chain([first], iterator)
     return first, rows

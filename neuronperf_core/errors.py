@@ -5,13 +5,23 @@ Every message says what was wrong, what was expected and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class NeuronPerfError(Exception):
     """Base class of every error neuronperf raises on purpose."""
 
 
 class MetricError(NeuronPerfError, ValueError):
-    """A metric was given input it cannot score (empty, NaN, wrong shape, not numeric)."""
+    """A metric was given input it cannot score (empty, NaN, wrong shape, not numeric).
+
+    ``settings``: options of the metric's spec that would score this data
+    (``{"average": "macro"}``), for whoever knows the spec to say it in full."""
+
+    def __init__(self, message: str, *, settings: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.settings = dict(settings or {})
 
 
 class UnknownNameError(NeuronPerfError, KeyError):

@@ -56,8 +56,8 @@ def results_path(
             )
         if path.exists():  # a model index, an earlier run's results: never written over
             raise OutputPathError(
-                f"results_file {path} exists; a run writes only files it creates. Remove it, "
-                "name a new file, or pass results_dir=... for a new name each run."
+                f"results_file={os.fspath(path)!r} exists; a run writes only files it creates. "
+                "Remove it, name a new file, or pass results_dir=... for a new name each run."
             )
         return path
     if results_dir is None:
@@ -91,6 +91,9 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, no permission: said of the file, not the temporary
+        tmp.unlink(missing_ok=True)
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -14,7 +14,11 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +299,251 @@ def test_a_new_results_name_skips_a_csv_the_run_did_not_write(tmp_path: Path) ->
     first.with_suffix(".csv").write_text("someone else's")
     second = files.results_path(tmp_path, None, "m")
     assert second is not None and second != first and not second.with_suffix(".csv").exists()
+
+
+# -- the command line: one line and a documented status, never a traceback for a mistake --
+
+NEURONPERF = shutil.which("neuronperf", path=os.path.dirname(sys.executable))
+BUGGY_PLUGIN = """
+from neuronperf_core import hookimpl
+from cli_framework_double import ScaleBackend
+
+
+class Buggy(ScaleBackend):  # a plugin with a bug: its compile plan divides by zero
+    name = "buggy"
+
+    def owns(self, target):
+        return False
+
+    def plan_compile(self, model, options):
+        return 1 / 0
+
+
+class BrokenFramework(ScaleBackend):  # its framework's own module cannot import
+    name = "brokenfw"
+
+    def owns(self, target):
+        return False
+
+    def plan_compile(self, model, options):
+        import broken_framework  # noqa: F401
+
+        raise AssertionError("unreachable")
+
+
+@hookimpl
+def neuronperf_register_backends(register):
+    register(Buggy())
+    register(BrokenFramework())
+"""
+USER_MODULE = """
+from cli_framework_double import ScaleModel
+
+
+def build():
+    return ScaleModel(3.0)
+
+
+def explodes():
+    raise RuntimeError("factory exploded")
+
+
+def no_rows():
+    raise ValueError("dataset exploded")
+"""
+
+
+class Cli:
+    """Runs the installed ``neuronperf`` script in a folder, the framework double installed."""
+
+    def __init__(self, cwd: Path, site: Path) -> None:
+        self.cwd = cwd
+        self.env = {**os.environ, "PYTHONPATH": str(site)}
+        self.env.pop("NEURONPERF_DISABLE_PLUGINS", None)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        assert NEURONPERF is not None, "the neuronperf script is not installed beside python"
+        return subprocess.run(
+            [NEURONPERF, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+
+    def fails(self, status: int, *args: str) -> str:
+        """stderr of a run that exits ``status`` without a traceback, its error on one line."""
+        result = self.run(*args)
+        assert result.returncode == status, (result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result.stderr
+
+
+@pytest.fixture
+def cli(fake_site: Any, tmp_path: Path) -> Cli:
+    fake_site.add_dist(
+        "npf-scale-double", "1.0", {"scale": "cli_framework_double"},
+        {"cli_framework_double": DOUBLE.read_text()},
+    )  # fmt: skip
+    fake_site.add_dist("npf-buggy", "1.0", {"buggy": "npf_buggy"}, {"npf_buggy": BUGGY_PLUGIN})
+    (fake_site.root / "broken_framework.py").write_text(
+        "raise ImportError('libframework.so: cannot open shared object file')\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mymodels.py").write_text(USER_MODULE)
+    return Cli(work, fake_site.root)
+
+
+@pytest.fixture
+def index(cli: Cli) -> Path:
+    result = cli.run("compile", "mymodels:build", "--input-shape", "1x4", "--batch-sizes", "1,4",
+                     "--out", "models")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return cli.cwd / "models" / "build.json"
+
+
+def test_a_module_attr_spec_imports_from_the_current_folder(cli: Cli) -> None:
+    # the installed script, unlike `python -m`, does not put the current folder on sys.path
+    result = cli.run("compile", "mymodels:build", "--input-shape", "1x4", "--out", "models")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((cli.cwd / "models" / "build.json").read_text())["model_name"] == "build"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["compile", "mymodels:explodes", "--input-shape", "1x4"],
+         "mymodels:explodes() raised RuntimeError: factory exploded while building MODEL"),
+        (["compile", "nomodule_here.py:build", "--input-shape", "1x4"],
+         "nomodule_here.py does not exist"),
+    ],
+)  # fmt: skip
+def test_a_user_factory_that_raises_is_a_user_error(
+    cli: Cli, args: list[str], fragment: str
+) -> None:
+    err = cli.fails(2, *args)
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_dataset_factory_that_raises_is_a_user_error(cli: Cli, index: Path) -> None:
+    err = cli.fails(2, "evaluate", str(index), "--dataset", "mymodels:no_rows")
+    assert "mymodels:no_rows() raised ValueError: dataset exploded" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_module_that_fails_to_import_is_a_user_error(cli: Cli) -> None:
+    (cli.cwd / "badmod.py").write_text("import no_such_dependency_anywhere\n")
+    err = cli.fails(2, "compile", "badmod:build", "--input-shape", "1x4")
+    assert "importing 'badmod' for MODEL failed: ModuleNotFoundError" in err
+    assert "-v shows where" in err
+    # -v shows the traceback, for whoever wants it
+    assert "Traceback" in cli.run("compile", "badmod:build", "--input-shape", "1x4", "-v").stderr
+
+
+def test_a_framework_that_fails_to_import_is_a_user_error(cli: Cli) -> None:
+    err = cli.fails(2, "compile", "mymodels:build", "--input-shape", "1x4", "--backend", "brokenfw")
+    assert "a module failed to import: ImportError: libframework.so" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_crash_of_neuronperf_or_a_plugin_has_its_own_status_and_traceback(cli: Cli) -> None:
+    result = cli.run("compile", "mymodels:build", "--input-shape", "1x4", "--backend", "buggy")
+    assert result.returncode == 70, result.stderr
+    assert "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("neuronperf compile: internal error: ZeroDivisionError")
+    assert "bug in neuronperf or a plugin" in last
+
+
+def test_a_refused_compile_leaves_no_out_folder(cli: Cli) -> None:
+    (cli.cwd / "other.py").write_text("def build():\n    return object()\n")
+    err = cli.fails(2, "compile", "other:build", "--input-shape", "1x4", "--backend", "scale",
+                    "--out", "fresh")  # fmt: skip
+    assert "the scale double compiles ScaleModel" in err
+    assert not (cli.cwd / "fresh").exists()
+
+
+def test_a_refused_run_leaves_no_output_dir_and_names_the_flag(cli: Cli, index: Path) -> None:
+    err = cli.fails(2, "benchmark", str(index), "--input-shape", "1x4", "--device", "tpu",
+                    "--output-dir", "fresh")  # fmt: skip
+    assert "--device tpu is not a device the 'scale' backend runs on" in err
+    assert "device_type" not in err
+    assert not (cli.cwd / "fresh").exists()
+
+
+def test_evaluate_shows_the_configs_own_error_with_a_hint_in_flags(cli: Cli, index: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 4)).astype("float32")
+    np.savez(cli.cwd / "val.npz", x=x, y=x.argmax(axis=1))  # 4 classes: multiclass
+    result = cli.run("evaluate", str(index), "--dataset", "val.npz", "--metrics", "recall")
+    assert result.returncode == 1, result.stderr  # a config failed, as docs/cli.md says
+    assert "Traceback" not in result.stderr and "Unknown column" not in result.stderr
+    assert "the data is multiclass" in result.stderr
+    assert "--metrics recall:average=macro" in result.stderr
+    assert "register_metric_from_existing" not in result.stderr
+    assert "error" in result.stdout  # the table still shows each config, with its status
+
+
+def test_an_index_whose_model_files_are_gone_says_so(cli: Cli, index: Path) -> None:
+    for artifact in (cli.cwd / "models").glob("*.scale"):
+        artifact.unlink()
+    err = cli.fails(2, "benchmark", str(index), "--input-shape", "1x4")
+    assert "lists model files that do not exist" in err and "no installed framework" not in err
+
+
+def test_an_index_naming_its_model_with_a_path_asks_for_name(cli: Cli, index: Path) -> None:
+    data = json.loads(index.read_text())
+    data["model_name"] = "../../pwned"
+    index.write_text(json.dumps(data))
+    before = sorted(p for p in cli.cwd.parent.rglob("*") if "site" not in p.parts)
+    err = cli.fails(2, "benchmark", str(index), "--input-shape", "1x4", "--duration", "0.1")
+    assert "give --name NAME" in err
+    assert sorted(p for p in cli.cwd.parent.rglob("*") if "site" not in p.parts) == before
+    result = cli.run("benchmark", str(index), "--input-shape", "1x4", "--duration", "0.1",
+                     "--n-models", "1", "--workers-per-model", "1", "--name", "mine")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(list(cli.cwd.glob("mine.results-*.json"))) == 1
+
+
+@pytest.mark.parametrize("target", ["index", "csv_twin", "csv"])
+def test_results_file_never_replaces_a_file_the_run_did_not_write(
+    cli: Cli, index: Path, target: str
+) -> None:
+    (cli.cwd / "r.csv").write_text("mine")
+    path = {"index": str(index), "csv_twin": "r.json", "csv": "x.csv"}[target]
+    before = index.read_text()
+    err = cli.fails(2, "benchmark", str(index), "--input-shape", "1x4", "--results-file", path)
+    assert "--results-file" in err
+    assert index.read_text() == before and (cli.cwd / "r.csv").read_text() == "mine"
+    assert not (cli.cwd / "r.json").exists() and not (cli.cwd / "x.csv").exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Any:
+    """A small tmpfs, filled: writes there fail with ENOSPC. Needs root (mount)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here to fill: {mounted.stderr.strip()}")
+    try:
+        with open(folder / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_full_output_disk_is_one_line_not_a_traceback(
+    cli: Cli, index: Path, full_disk: Path
+) -> None:
+    result = cli.run("benchmark", str(index), "--input-shape", "1x4", "--duration", "0.1",
+                     "--n-models", "1", "--workers-per-model", "1",
+                     "--output-dir", str(full_disk))  # fmt: skip
+    assert result.returncode in (1, 2), result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot write {full_disk}" in result.stderr
+    assert "No space left on device" in result.stderr and ".tmp" not in result.stderr

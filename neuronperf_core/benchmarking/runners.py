@@ -170,6 +170,9 @@ def raw_result(
                 metrics[name] = cls.aggregate([w.metrics[position] for w in workers])
             except Exception as exc:
                 status, error = "error", f"metric {name!r} could not be aggregated: {exc}"
+                settings = "".join(f":{k}={v}" for k, v in getattr(exc, "settings", {}).items())
+                if settings:  # the spec as written, with what would score this data
+                    error += f" Ask for it as metrics=['{name}{settings}']."
                 metrics = {}
                 break
     return {

@@ -7,8 +7,10 @@ lists its commands or meets a name it does not know, so a core command never wai
 plugins to load. Nothing heavy (numpy, torch, the engine) is imported here.
 
 Exit statuses: 0 done; 1 a config failed, or ``report --fail-if-slower`` found a slowdown;
-2 a user error (one line, a traceback only with ``-v``; click's usage errors too); 130
-Ctrl-C, with what finished kept.
+2 a user error (one line, a traceback only with ``-v``; click's usage errors too), which
+includes the user's own code failing (a model or dataset factory, a module that fails to
+import) and the machine refusing a file (a full disk, no permission); 70 neuronperf (or a
+plugin) itself failed: a bug, shown with its traceback; 130 Ctrl-C, with what finished kept.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ import click
 
 from neuronperf_core import __version__
 from neuronperf_core.cli import commands, flags
+from neuronperf_core.cli.messages import as_flags
 from neuronperf_core.errors import NeuronPerfError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a config failed, or a comparison found a regression
 EXIT_USAGE = 2  # click uses 2 for its own usage errors too
+EXIT_CRASH = 70  # EX_SOFTWARE (sysexits.h): an internal error, a bug to report
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,13 +132,23 @@ class NeuronperfGroup(click.Group):
             print(f"neuronperf {ctx.invoked_subcommand}: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         except NeuronPerfError as exc:  # the user can act on it: one line, no traceback
-            if ctx.meta.get(flags.VERBOSE_KEY):
-                traceback.print_exc()
-            print(f"neuronperf {ctx.invoked_subcommand}: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return _user_error(ctx, as_flags(str(exc)))
         except BrokenPipeError:  # `neuronperf metrics | head`: the reader left, nothing is wrong
             _quiet_stdout()
             return EXIT_OK
+        except ImportError as exc:  # a framework or the user's module: the install, not us
+            return _user_error(
+                ctx,
+                f"a module failed to import: {type(exc).__name__}: {exc}. Install it (or fix "
+                "it); `neuronperf plugins` lists the plugins and what failed to load",
+            )
+        except OSError as exc:  # the machine refused: a full disk, no permission, ...
+            return _user_error(ctx, f"{type(exc).__name__}: {exc}")
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (2), --help, a prompt aborted
+        except Exception:  # not the user's doing: a bug in neuronperf or a plugin
+            _crash(str(ctx.invoked_subcommand))
+            return EXIT_CRASH
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -145,6 +159,27 @@ class NeuronperfGroup(click.Group):
             )
             return EXIT_INTERRUPTED
         return EXIT_OK if status is None else status
+
+
+def _user_error(ctx: click.Context, message: str) -> int:
+    """One line on stderr (the traceback too with -v); the exit status of a user error."""
+    if ctx.meta.get(flags.VERBOSE_KEY):
+        traceback.print_exc()
+    print(f"neuronperf {ctx.invoked_subcommand}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _crash(command: str) -> None:
+    """The traceback, then one line that says it is a bug (the exception being handled)."""
+    traceback.print_exc()
+    error = sys.exc_info()[1]
+    where = f"neuronperf {command}" if command else "neuronperf"
+    print(
+        f"{where}: internal error: {type(error).__name__}: {error}. This is a bug "
+        "in neuronperf or a plugin, not in what you gave: please report it with the "
+        "traceback above (`neuronperf plugins` names each plugin's version).",
+        file=sys.stderr,
+    )
 
 
 def _quiet_stdout() -> None:
@@ -408,8 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except NeuronPerfError as exc:  # loading plugins failed in strict mode, say
-        print(f"neuronperf: error: {exc}", file=sys.stderr)
+        print(f"neuronperf: error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception:  # before a command ran (listing commands, say): a bug
+        _crash("")
+        return EXIT_CRASH
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -8,15 +8,17 @@ engine, reporting) are imported inside the functions, so ``neuronperf --help`` s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neuronperf_core.cli import sources
+from neuronperf_core.cli.messages import as_flags
 from neuronperf_core.cli.sources import UsageError
 
 if TYPE_CHECKING:
@@ -45,15 +47,29 @@ def _default(options_type: type[Any], name: str) -> Any:
 
 
 def _folder(text: Any, what: str) -> Path:
-    """An output folder, created if missing; a clear error when it cannot be."""
+    """An output folder (created by whatever writes into it first); a clear error when a
+    file is in the way."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {path} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create {what} {path}: {exc.strerror}") from exc
     return path
+
+
+@contextlib.contextmanager
+def _created(folder: Path, what: str) -> Iterator[None]:
+    """``folder`` created for the block, and removed again if the block fails and leaves
+    it empty: a refused run leaves nothing behind."""
+    existed = folder.is_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {what} {folder}: {exc.strerror}") from exc
+    try:
+        yield
+    except BaseException:
+        if not existed and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -85,11 +101,21 @@ def _inputs(
 def _model_path(text: str, chosen: str | None) -> tuple[Path, Backend, str]:
     """An index or model file, the backend that runs it, and the model's name."""
     from neuronperf_core import model_index
+    from neuronperf_core.benchmarking.plan import missing_files
 
     path = sources.existing_path(text, "INDEX_OR_MODEL")
     name = path.stem
     if path.suffix == ".json":
-        name = model_index.load(path)["model_name"]  # a malformed index fails here, clearly
+        index = model_index.resolve(path)  # a malformed index fails here, clearly
+        name = index["model_name"]
+        finished = model_index.filter(index, status="finished")["model_configs"]
+        missing = missing_files(finished)  # else no backend would own the index
+        if finished and len(missing) == len(finished):
+            raise UsageError(
+                f"{path} lists model files that do not exist ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}): were they moved or deleted? Compile "
+                "the model again, or move the index together with its models"
+            )
     return path, sources.backend_for(str(path), str(path), chosen), name
 
 
@@ -131,19 +157,37 @@ def _batch_sizes(path: Path, options: Mapping[str, Any]) -> list[int] | None:
     return list(dict.fromkeys(c["batch_size"] for c in selected))
 
 
-def _results_file(options: dict[str, Any], name: str) -> Path:
-    """The results JSON this run writes (checked, its folder created), taken out of
-    ``options`` as a path the API writes to."""
+@contextlib.contextmanager
+def _results_file(options: dict[str, Any], name: str) -> Iterator[Path]:
+    """The results JSON this run writes (checked; --output-dir created for the block, and
+    removed again if the run fails before writing), taken out of ``options``."""
     from neuronperf_core import files
     from neuronperf_core.options import BenchmarkOptions
 
     results_file = options.pop("results_file", None)
     results_dir = options.pop("results_dir", _default(BenchmarkOptions, "results_dir"))
-    if results_file is None:
-        _folder(results_dir, "--output-dir")
-    path = files.results_path(results_dir, results_file, options.get("model_name") or name)
-    assert path is not None  # a folder or a file was given
-    return path
+    if results_file is not None:
+        results = Path(results_file)
+        if results.suffix == ".csv" or results.with_suffix(".csv").exists():
+            raise UsageError(
+                f"--results-file {results}: the CSV goes beside it as "
+                f"{results.with_suffix('.csv')}, which "
+                + ("would replace it" if results.suffix == ".csv" else "exists")
+                + "; name a new .json file"
+            )
+    if not options.get("model_name"):
+        try:
+            files.safe_name(name, "model_name")
+        except files.OutputPathError:
+            raise UsageError(
+                f"the model index names its model {name!r}, which cannot be part of a "
+                "results file's name (it holds a path separator): give --name NAME"
+            ) from None
+    folder = _folder(results_dir, "--output-dir") if results_file is None else None
+    with _created(folder, "--output-dir") if folder is not None else contextlib.nullcontext():
+        path = files.results_path(results_dir, results_file, options.get("model_name") or name)
+        assert path is not None  # a folder or a file was given
+        yield path
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -174,6 +218,7 @@ def compile_(
         target = None
     name = files.safe_name(options.pop("model_name", None) or name, "--name")
     inputs = _inputs(shapes, dtypes, inputs_file, backend, options.get("batch_sizes"))
+    # not created here: api.compile creates it once its checks pass (none left empty)
     out = _folder(options.pop("models_dir", _default(CompileOptions, "models_dir")), "--out")
     index_file = out / f"{name}.json"
     if index_file.exists():  # never overwrite what an earlier compile wrote
@@ -231,9 +276,9 @@ def benchmark(
     path, backend, name = _model_path(model, backend_name)
     sizes = _batch_sizes(path, options)
     inputs = _inputs(shapes, dtypes, inputs_file, backend, sizes)
-    results = _results_file(options, name)
     options["batch_sizes"] = sizes
-    reports = api.benchmark(backend, str(path), inputs, results_file=results, **options)
+    with _results_file(options, name) as results:
+        reports = api.benchmark(backend, str(path), inputs, results_file=results, **options)
     return _finish(reports, results, list(SUMMARY_COLS), "throughput_peak", as_json)
 
 
@@ -255,10 +300,10 @@ def evaluate(
     else:
         data_path = sources.existing_path(dataset, "--dataset file")
         data = backend.dataset_from_arrays(sources.read_arrays(data_path, backend))
-    results = _results_file(options, name)
     metrics = options.pop("eval_metrics", None)
     given = {"metrics": metrics} if metrics else {}  # else the API's default metric
-    reports = api.evaluate(backend, str(path), data, results_file=results, **given, **options)
+    with _results_file(options, name) as results:
+        reports = api.evaluate(backend, str(path), data, results_file=results, **given, **options)
     names = metrics or [inspect.signature(api.evaluate).parameters["metrics"].default]
     cols = ["batch_size", *names, "total_infs", "model_filename"]
     return _finish(reports, results, cols, None, as_json)
@@ -286,9 +331,14 @@ def _finish(
         print("no config finished")
     else:
         failed = not all_finished(reports)
-        print_reports(reports, cols=[*cols, "status"] if failed else cols, sort_by=sort_by)
+        if failed:  # a failed config has no metric fields: show what it has, and its error
+            present = {key for report in reports for key in report}
+            cols = [c for c in cols if c in present] + ["status"]
+        print_reports(reports, cols=cols, sort_by=sort_by)
         print()
         print_files(files)
+    for error in dict.fromkeys(str(r["error"]) for r in reports if r.get("error")):
+        print(f"config failed: {as_flags(error)}", file=sys.stderr)
     return 0 if all_finished(reports) else FAILED  # the engine logged each failure
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from neuronperf_core.cli import sources
+from neuronperf_core.cli import messages, sources
 from neuronperf_core.options import BenchmarkOptions, CompileOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -157,7 +157,7 @@ def configure_output(verbosity: int) -> None:
     """Warnings (everything at 2, errors only at 0) on stderr, one line each."""
     level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.DEBUG}[verbosity]
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("neuronperf: %(levelname)s: %(message)s"))
+    handler.setFormatter(messages.FlagsFormatter("neuronperf: %(levelname)s: %(message)s"))
     root = logging.getLogger("neuronperf")
     root.handlers[:] = [handler]
     root.setLevel(level)

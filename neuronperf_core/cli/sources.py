@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -94,20 +95,34 @@ def load_object(spec: str, what: str) -> Any:
         module = _import(module_name)
     except UsageError:
         raise
-    except Exception as exc:  # the user's module failed while importing: show why
-        raise UsageError(f"importing {module_name!r} for {what} failed: {exc!r}") from exc
+    except (Exception, SystemExit) as exc:  # the user's module failed while importing
+        raise UsageError(
+            f"importing {module_name!r} for {what} failed: {_raised(exc)} (-v shows where)"
+        ) from exc
     try:
         value = getattr(module, attr)
     except AttributeError:
         raise UsageError(f"{module_name!r} has no {attr!r} (from {what} {spec!r})") from None
-    if inspect.isclass(value) or inspect.isfunction(value):
-        try:
-            return value()
-        except TypeError as exc:
-            raise UsageError(
-                f"{spec} must be callable without arguments to build {what}: {exc}"
-            ) from exc
-    return value
+    if not (inspect.isclass(value) or inspect.isfunction(value)):
+        return value
+    try:
+        inspect.signature(value).bind()
+    except TypeError as exc:
+        raise UsageError(
+            f"{spec} must be callable without arguments to build {what}: {exc}"
+        ) from None
+    except ValueError:
+        pass  # no signature to read (a builtin): calling it says
+    try:
+        return value()
+    except (Exception, SystemExit) as exc:  # the user's factory: their error, said as theirs
+        raise UsageError(
+            f"{spec}() raised {_raised(exc)} while building {what} (-v shows where)"
+        ) from exc
+
+
+def _raised(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _import(module_name: str) -> ModuleType:
@@ -122,6 +137,9 @@ def _import(module_name: str) -> ModuleType:
         sys.modules[path.stem] = module  # pickling by reference (fresh interpreters) needs it
         spec.loader.exec_module(module)
         return module
+    here = os.getcwd()  # as `python -m` and uvicorn do: the current folder's modules import
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     if importlib.util.find_spec(module_name.partition(".")[0]) is None:
         raise UsageError(
             f"no module named {module_name!r}: install it, run from the folder that holds it, "

@@ -319,9 +319,9 @@ class ConfusionMatrixMetric(BaseEvalMetric):
                 shown = labels if len(labels) <= 10 else [*labels[:10], "..."]
                 raise MetricError(
                     f"{name}: the data is multiclass (labels {shown}) but average='binary' "
-                    f"scores only pos_label={pos}. Register a multiclass variant, e.g. "
-                    f"npf.register_metric_from_existing({name!r}, '{name.lower()}_macro', "
-                    "average='macro') (or 'micro' / 'weighted'), and evaluate with that name."
+                    f"scores only pos_label={pos}: average over the classes instead, with "
+                    "average='macro' (or 'micro' / 'weighted').",
+                    settings={"average": "macro"},
                 )
             if pos not in pred_d and pos not in true_d and len(labels) >= 2:
                 shown = labels if len(labels) <= 10 else [*labels[:10], "..."]

@@ -210,9 +210,13 @@ class TorchBackend:
         fields: dict[str, Any] = {"torch_version": torch.__version__}
         if device == devices.NEURON:
             if not devices.neuron_installed():  # first what is missing, then what to pass
+                default = ", the default" if options.device_type is None else ""
                 raise DeviceUnavailableError(
-                    "compiling for device_type='neuron' needs torch-neuronx, which is not "
-                    f"installed: {devices.NEURON_INSTALL_HINT}."
+                    f"compiling for Neuron (device_type='neuron'{default}) needs torch-neuronx, "
+                    "which is not installed here. Pass device_type='cpu' to compile for CPU "
+                    "(or 'cuda' for a GPU); for Neuron, install torch-neuronx on an Inferentia "
+                    "or Trainium instance: pip install 'neuronperf-torch[neuron]' "
+                    "--extra-index-url https://pip.repos.neuron.amazonaws.com"
                 )
             neuron.check_pipeline_sizes(pipelines)
             user_args = neuron.arg_list(options.compiler_args)
