@@ -3,6 +3,7 @@ arguments, the model index, per-copy NeuronCores, and the errors."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,15 +17,17 @@ from npt_helpers import RecordSetup, make_model, read_lines
 
 import neuronperf as npf
 from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
+from neuronperf_core.options import OptionError
 
 QUICK = {"duration": 0.2, "results_dir": None, "verbosity": 0, "stats_interval": 0}
 
 
 def compile_neuron(tmp_path: Path, **kwargs: object) -> str:
     kwargs.setdefault("compiler_target", "inf2")
+    sizes = kwargs.setdefault("batch_sizes", [1, 4])
     return npf.torch.compile(  # type: ignore[no-any-return]
         make_model(),
-        [torch.randn(1, 3, 8, 8), torch.randn(4, 3, 8, 8)],
+        [torch.randn(b, 3, 8, 8) for b in sizes],  # type: ignore[attr-defined]
         models_dir=tmp_path / "models",
         filename=tmp_path / "neuron.json",
         **kwargs,
@@ -128,6 +131,7 @@ def test_a_compiler_failure_is_recorded(
 def test_compile_argument_errors(
     neuronx_double, tmp_path: Path, kwargs: dict[str, object], message: str
 ) -> None:  # type: ignore[no-untyped-def]
+    neuronx_double.machine("workstation")  # no instance family to take a target from
     with pytest.raises(TorchArgumentError, match=message):
         compile_neuron(tmp_path, **kwargs)
     assert neuronx_double.records("trace") == []  # refused before compiling anything
@@ -179,7 +183,7 @@ def test_copies_use_the_cores_this_process_may_use(
 ) -> None:  # type: ignore[no-untyped-def]
     index = compile_neuron(tmp_path, batch_sizes=[1, 4])
     monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "4-5")
-    assert devices.neuron_cores() == [4, 5]
+    assert devices.neuron_cores() == ([4, 5], "NEURON_RT_VISIBLE_CORES")
     with pytest.raises(BenchmarkArgumentError, match=r"n_models=3: the neuron device holds 2"):
         npf.torch.benchmark(
             index, [torch.randn(1, 3, 8, 8), torch.randn(4, 3, 8, 8)], n_models=3, **QUICK
@@ -240,7 +244,7 @@ def test_evaluate_on_neuron(neuronx_double, tmp_path: Path) -> None:  # type: ig
 
 def test_fork_is_refused_and_pipelined_indexes_too(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     index = compile_neuron(tmp_path, batch_sizes=[1, 4])
-    with pytest.raises(TorchArgumentError, match="Neuron runtime is not fork-safe"):
+    with pytest.raises(OptionError, match="Neuron runtime is not fork-safe"):
         npf.torch.benchmark(
             index, [torch.randn(1, 3, 8, 8), torch.randn(4, 3, 8, 8)], runner="processes", **QUICK
         )
@@ -262,7 +266,7 @@ def test_loading_needs_torch_neuronx_imported_first(neuronx_double, tmp_path: Pa
         try:
             torch.jit.load({artifact!r})
         except RuntimeError as exc:
-            print("refused:", "neuron_double::run" in str(exc))
+            print("refused:", "Unknown builtin op: neuron_double::" in str(exc))
         import neuronperf as npf
         model = npf.torch.load({artifact!r})
         print(tuple(model(torch.ones(1, 3, 8, 8)).shape))
@@ -299,3 +303,195 @@ def test_trace_keywords_are_checked_against_torch_neuronx(neuronx_double, tmp_pa
     assert neuronx_double.records("trace") == []  # refused before any trace
     compile_neuron(tmp_path, inline_weights_to_neff=False)  # one torch_neuronx.trace takes
     assert neuronx_double.records("trace")
+
+
+# -- issue 17: the Neuron path as real hardware runs it ------------------------------------
+
+
+def test_cores_are_counted_with_neuron_ls_where_sysfs_is_root_only(
+    neuronx_double, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The driver's core_count is root-only: the usual user counts with neuron-ls, and every
+    report says which source was used."""
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4])
+    reports = npf.torch.benchmark(
+        index, [torch.randn(1, 3, 8, 8)], batch_sizes=[1], workers_per_model=1,
+        multiprocess=False, max_infers=10, **QUICK,
+    )  # fmt: skip
+    assert [(r["n_models"], r["status"]) for r in reports] == [(1, "finished"), (2, "finished")]
+    assert {r["neuron_core_source"] for r in reports} == {"neuron-ls"}
+    assert {r["transfer"] for r in reports} == {"end_to_end"}
+
+
+def test_readable_sysfs_is_the_fallback_and_none_is_a_clear_error(
+    neuronx_double, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    neuronx_double.machine(neuron_ls=False, sysfs_readable=True)
+    assert devices.neuron_cores() == ([0, 1], "sysfs")
+    neuronx_double.machine(neuron_ls=False)  # root-only sysfs, as the driver makes it
+    with pytest.raises(
+        DeviceUnavailableError, match=r"neuron-ls --json-output is not installed.*root only"
+    ):
+        devices.neuron_cores()
+
+
+def test_trn2_runs_logical_cores_compiled_for_the_runtimes_lnc(
+    neuronx_double, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """One trn2 device: 8 physical cores (sysfs, even where readable), 4 logical at LNC=2.
+    Counting physical cores gave 8 copies, 4 of them on cores the runtime does not have."""
+    neuronx_double.machine("trn2.48xlarge", devices=1, physical_cores=8, sysfs_readable=True)
+    assert devices.neuron_cores() == ([0, 1, 2, 3], "neuron-ls")
+    index = compile_neuron(tmp_path, batch_sizes=[1, 4], compiler_target=None)
+    (trace, _) = neuronx_double.records("trace")
+    assert trace["compiler_args"][-4:] == ["--auto-cast", "none", "--logical-nc-config", "2"]
+    assert "--target trn2" in " ".join(trace["compiler_args"])
+    configs = npf.model_index.load(index)["model_configs"]
+    assert {c["logical_nc_config"] for c in configs} == {2}
+    reports = npf.torch.benchmark(
+        index, [torch.randn(1, 3, 8, 8)], batch_sizes=[1], workers_per_model=1,
+        multiprocess=False, max_infers=10, **QUICK,
+    )  # fmt: skip
+    assert [(r["n_models"], r["status"]) for r in reports] == [(1, "finished"), (4, "finished")]
+    loads = neuronx_double.records("load")
+    assert sorted(c for r in loads[-4:] for c in r["cores"]) == [0, 1, 2, 3]
+
+    monkeypatch.setenv("NEURON_LOGICAL_NC_CONFIG", "1")  # the runtime now presents 8
+    assert devices.neuron_cores()[0] == list(range(8))
+    with pytest.raises(
+        TorchArgumentError, match=r"compiled with --logical-nc-config 2, but the Neuron runtime"
+    ):
+        npf.torch.benchmark(index, [torch.randn(1, 3, 8, 8)], batch_sizes=[1], **QUICK)
+    index1 = compile_neuron(tmp_path / "lnc1", batch_sizes=[1], compiler_target="trn2")
+    assert neuronx_double.records("trace")[-1]["compiler_args"][-2:] == [
+        "--logical-nc-config",
+        "1",
+    ]
+    assert npf.model_index.load(index1)["model_configs"][0]["logical_nc_config"] == 1
+
+
+def test_logical_nc_config_is_for_trn2_only(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TorchArgumentError, match=r"--logical-nc-config 1, which only trn2"):
+        compile_neuron(tmp_path, compiler_args=["--logical-nc-config", "1"])
+    with pytest.raises(TorchArgumentError, match=r"--logical-nc-config 3: use 1 or 2"):
+        compile_neuron(tmp_path, compiler_args="-lnc 3", compiler_target="trn2")
+    assert neuronx_double.records("trace") == []
+    index = compile_neuron(tmp_path, batch_sizes=[1], compiler_target="trn1")
+    assert "logical_nc_config" not in npf.model_index.load(index)["model_configs"][0]
+    assert "--logical-nc-config" not in neuronx_double.records("trace")[0]["compiler_args"]
+
+
+def test_a_users_compiler_workdir_is_honoured(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """It used to collide with the plugin's own: 'got multiple values for keyword argument
+    compiler_workdir' in every config."""
+    workdir = tmp_path / "neuronx-cc-work"
+    index = compile_neuron(tmp_path, compiler_workdir=str(workdir))
+    configs = npf.model_index.load(index)["model_configs"]
+    assert [c["status"] for c in configs] == ["finished", "finished"], configs
+    folders = [Path(c["compiler_workdir"]) for c in configs]
+    assert len(set(folders)) == 2 and all(f.parent == workdir for f in folders)
+    assert all((f / "command.txt").exists() for f in folders)
+    assert [Path(t["compiler_workdir"]) for t in neuronx_double.records("trace")] == folders
+
+
+@pytest.mark.parametrize(
+    ("instance", "target"),
+    [
+        ("inf2.48xlarge", "inf2"),
+        ("trn1.2xlarge", "trn1"),
+        ("trn1n.32xlarge", "trn1n"),
+        ("trn2.48xlarge", "trn2"),
+        ("trn2n.48xlarge", "trn2"),
+        ("trn2u.48xlarge", "trn2"),
+    ],
+)
+def test_every_instance_family_has_its_compiler_target(
+    neuronx_double, tmp_path: Path, instance: str, target: str
+) -> None:  # type: ignore[no-untyped-def]
+    neuronx_double.machine(instance)
+    assert neuron.instance_target() == target
+    compile_neuron(tmp_path, batch_sizes=[1], compiler_target=None)
+    assert neuron.flag_value(neuronx_double.records("trace")[0]["compiler_args"], "--target") == (
+        target
+    )
+
+
+def _hold_cores(artifact: str) -> subprocess.Popen[str]:
+    """Another process that loaded a Neuron model and so holds every NeuronCore (a notebook
+    kernel, say), until its stdin closes."""
+    code = textwrap.dedent(
+        f"""
+        import sys, torch, torch_neuronx
+        torch.jit.load({artifact!r})
+        print("holding", flush=True)
+        sys.stdin.read()
+        """
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    return holder
+
+
+@pytest.mark.parametrize("aborts", [False, True])
+def test_cores_held_by_another_process(
+    neuronx_double, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aborts: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """The runtime either raises or aborts the copy (SIGABRT, optimum-neuron#377): either way
+    the config's error names the likely cause."""
+    index = compile_neuron(tmp_path, batch_sizes=[1])
+    artifact = npf.model_index.load(index)["model_configs"][0]["filename"]
+    if aborts:
+        monkeypatch.setenv("TORCH_NEURONX_DOUBLE_ABORT", "1")
+    holder = _hold_cores(artifact)
+    try:
+        (report,) = npf.torch.benchmark(
+            index, [torch.randn(1, 3, 8, 8)], n_models=1, workers_per_model=1, **QUICK
+        )
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert report["status"] == ("killed" if aborts else "error")
+    if aborts:
+        assert "killed by signal SIGABRT" in report["error"]
+    assert re.search(r"another process \(a notebook kernel.*NeuronCores", report["error"])
+
+
+def test_the_double_is_as_strict_as_the_runtime(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What a lenient double hid: placement outside the visible cores, shapes other than the
+    traced ones, two processes on one core."""
+    import torch_neuronx
+
+    index = compile_neuron(tmp_path, batch_sizes=[1])
+    artifact = npf.model_index.load(index)["model_configs"][0]["filename"]
+    with (
+        pytest.raises(RuntimeError, match=r"sees 2 NeuronCores"),
+        torch_neuronx.neuron_cores_context(start_nc=2, nc_count=1),
+    ):
+        pass
+    model = npf.torch.load(artifact)
+    with pytest.raises(RuntimeError, match=r"compiled for \[1, 3, 8, 8\]"):
+        model(torch.randn(2, 3, 8, 8))
+    # this process now holds the cores: another cannot start its runtime
+    code = f"import torch, torch_neuronx; torch.jit.load({artifact!r})"
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert other.returncode != 0 and "not available" in other.stderr
+
+
+def test_device_only_transfer_is_refused_on_neuron(neuronx_double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    index = compile_neuron(tmp_path, batch_sizes=[1])
+    with pytest.raises(TorchArgumentError, match=r"transfer='device' on Neuron"):
+        npf.torch.benchmark(index, [torch.randn(1, 3, 8, 8)], transfer="device", **QUICK)

@@ -184,7 +184,7 @@ def test_without_device_type_a_plain_traced_file_is_refused_naming_cpu(
 
 
 def neuron_traced(path: Path) -> Path:
-    """A model traced with the torch_neuronx test double: its code calls neuron_double::run."""
+    """A model traced with the torch_neuronx test double: its code calls neuron_double::*."""
     import torch_neuronx
 
     assert torch_neuronx.IS_TEST_DOUBLE
@@ -199,7 +199,10 @@ def test_a_file_traced_with_neuron_operators_is_refused_on_the_cpu(
     neuronx_double: Any, tmp_path: Path
 ) -> None:
     path = neuron_traced(tmp_path / "model_neuron_b1.pt")
-    message = r"traced with torch-neuronx: it calls neuron_double::run.*device_type='cpu'"
+    message = (
+        r"traced with torch-neuronx: it calls neuron_double::load, neuron_double::run"
+        r".*device_type='cpu'"
+    )
     with pytest.raises(TorchArgumentError, match=message):
         npf.torch.benchmark(path, X1, batch_sizes=[1], device_type="cpu", **THREADS)
     with pytest.raises(TorchArgumentError, match=message):

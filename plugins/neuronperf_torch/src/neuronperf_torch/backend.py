@@ -176,6 +176,28 @@ def _no_device_message(filename: str, compiled: set[str]) -> str:
     )
 
 
+def _transfer(device: str, options: BenchmarkOptions) -> str:
+    """The run's transfer policy (``options.transfer``, see loading.py), refused where it
+    cannot be applied."""
+    from neuronperf_core.options import DEVICE_ONLY
+
+    if options.transfer != DEVICE_ONLY:
+        return options.transfer
+    if options.eval_metrics is not None:
+        raise TorchArgumentError(
+            "transfer='device' keeps a repeated benchmark input on the device, but evaluation "
+            "reads a new batch from the host at every call, so its timing always includes the "
+            "copies: leave transfer out for evaluate."
+        )
+    if device == devices.NEURON:
+        raise TorchArgumentError(
+            "transfer='device' on Neuron: torch-neuronx models take and return CPU tensors and "
+            "the runtime copies them inside every call, so the copies cannot be left out. "
+            "Leave transfer out (end to end) on Neuron."
+        )
+    return options.transfer
+
+
 class TorchBackend:
     """PyTorch on Neuron (torch-neuronx), CPU and CUDA."""
 
@@ -227,6 +249,9 @@ class TorchBackend:
             taken = ("func", "example_inputs", "compiler_args")  # compiler_args= is ours to pass
             _check_keywords(torch_neuronx.trace, kwargs, taken, "torch_neuronx.trace")
             fields["compiler_target"] = target
+            lnc = neuron.resolve_lnc(target, user_args)
+            if lnc is not None:  # trn2: the runtime must use the same (checked before runs)
+                fields["logical_nc_config"] = lnc
             settings = {"user_args": user_args, "kwargs": kwargs}
             return CompilePlan(device, casts, neuron.EXTENSION, fields, settings)
         if any(p != 1 for p in pipelines):
@@ -252,6 +277,8 @@ class TorchBackend:
                 "compiling for device_type='cuda' exports the model on the GPU, but torch sees "
                 "no CUDA GPU here. Compile on the GPU machine, or use device_type='cpu'."
             )
+        if device == devices.CUDA and "bf16" in casts:
+            devices.refuse_emulated_bf16()
         return CompilePlan(device, list(casts), export.EXTENSION, fields, {"kwargs": kwargs})
 
     def compile_one(
@@ -279,6 +306,7 @@ class TorchBackend:
                     plan.settings["user_args"],
                     plan.index_fields["compiler_target"],
                     str(spec.cast_mode),
+                    plan.index_fields.get("logical_nc_config"),
                 )
                 scope, cast_type = neuron.split_cast_mode(str(spec.cast_mode))
                 fields.update(compiler_args=args, auto_cast=scope, auto_cast_type=cast_type)
@@ -328,11 +356,18 @@ class TorchBackend:
         runner = choose_runner(options, no_fork=devices.FORK_HINTS[device])
         pipelines = sorted({c["pipeline_size"] for c in configs})
         placement: list[str] = []
+        fields: dict[str, str] = {"transfer": _transfer(device, options)}
+        death_hints: dict[str, str] = {}
+        gpus: list[tuple[str, str]] | None = None
         if device == devices.CPU:
             max_copies = machine.cpu_cores()
         elif device == devices.CUDA:
             placement = devices.cuda_devices()
             max_copies = len(placement)
+            if any(c.get("cast_mode") == "bf16" for c in configs):
+                devices.refuse_emulated_bf16()
+            if runner != "threads":  # each copy checks it got its GPU (CUDA_VISIBLE_DEVICES)
+                gpus = list(zip(placement, devices.cuda_uuids(len(placement)), strict=True))
         else:
             from neuronperf_torch import neuron
 
@@ -341,11 +376,12 @@ class TorchBackend:
             if on_neuron and not devices.neuron_installed():
                 filename, operators = next(iter(on_neuron.items()))
                 raise neuron.needs_torch_neuronx(filename, operators)
-            cores = devices.neuron_cores()
+            neuron.check_runtime_lnc(list(configs))
+            cores, fields["neuron_core_source"] = devices.neuron_cores()
             placement = [str(core) for core in cores]
             max_copies = len(cores) // pipelines[-1]
+            death_hints["SIGABRT"] = neuron.ABORT_HINT
         setup = devices.CopySetup(device, runner, machine.cpu_cores(), placement)
-        fields: dict[str, str] = {}
         if device == devices.CPU:  # a copy in a process of its own gets steady_malloc
             fields["copy_malloc"] = (
                 "the calling process's" if runner == "threads" else devices.STEADY_MALLOC
@@ -354,10 +390,11 @@ class TorchBackend:
             device,
             runner,
             max_copies,
-            Loader(device, runner),
+            Loader(device, runner, transfer=options.transfer, gpus=gpus),
             setup,
             caller_threads_kept,
             report_fields=lambda n_models, workers: fields,
+            death_hints=death_hints,
         )
 
     @staticmethod

@@ -109,7 +109,7 @@ def _n_models(device: str, quick: bool) -> list[int]:
 
         room = torch.cuda.device_count()
     else:
-        room = len(devices.neuron_cores())
+        room = len(devices.neuron_cores()[0])
     return sorted({1, min(2, room)})
 
 

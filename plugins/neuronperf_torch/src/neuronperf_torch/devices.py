@@ -11,13 +11,16 @@ Copies get processes of their own as fresh interpreters (never a fork, see
 - cuda: one GPU per copy. In a process of its own a copy sees only its GPU
   (``CUDA_VISIBLE_DEVICES``, set before CUDA starts); with the threads runner
   copy k uses ``cuda:k``.
+  After loading, a copy in a process of its own checks that it runs on the GPU it was
+  given (by UUID): ``CUDA_VISIBLE_DEVICES`` does nothing once CUDA started in a process.
 - neuron: NeuronCores per copy. In a process of its own (the default, fresh
   interpreters) copy k sees cores ``p*k .. p*k+p-1`` of the visible cores
   through ``NEURON_RT_VISIBLE_CORES``, set before the runtime starts; with the
   threads runner each load is placed with ``neuron_cores_context``.
 
-Counting devices never reserves them: NeuronCores come from sysfs, GPUs from
-``torch.cuda.device_count()`` (NVML, fork-safe).
+Counting devices never reserves them: NeuronCores come from ``neuron-ls`` (else sysfs
+where readable, ``neuronperf_core.devices``), GPUs from ``torch.cuda.device_count()``
+(NVML, fork-safe).
 """
 
 from __future__ import annotations
@@ -143,23 +146,32 @@ def parse_core_list(text: str) -> list[int]:
     return cores
 
 
-def neuron_cores() -> list[int]:
-    """The NeuronCores this process may use (NEURON_RT_VISIBLE_CORES if set, else all);
-    a clear error when torch-neuronx or the cores are missing."""
+def neuron_cores() -> tuple[list[int], str]:
+    """The NeuronCores this process may use (NEURON_RT_VISIBLE_CORES if set, else all the
+    runtime presents: logical ones on trn2) and where that came from, for the reports; a
+    clear error when torch-neuronx or the cores are missing."""
     if not neuron_installed():
         raise DeviceUnavailableError(
             "device_type='neuron' needs torch-neuronx, which is not installed: "
             f"{NEURON_INSTALL_HINT}."
         )
     visible = os.environ.get("NEURON_RT_VISIBLE_CORES", "").strip()
-    cores = parse_core_list(visible) if visible else list(range(machine.neuron_core_count()))
-    if not cores:
+    if visible:
+        return parse_core_list(visible), "NEURON_RT_VISIBLE_CORES"
+    try:
+        found = machine.count_neuron_cores()
+    except machine.NeuronConfigError as exc:
+        raise TorchArgumentError(str(exc)) from None
+    if not found.count:
         raise DeviceUnavailableError(
-            f"device_type='neuron' but this machine shows no NeuronCores ({machine.NEURON_SYSFS} "
-            "has no readable neuron*/core_count): run on an inf2/trn1/trn2 instance with the "
-            "Neuron driver loaded, or pass device_type='cpu'."
+            "device_type='neuron' but this machine shows no NeuronCores: neuron-ls "
+            f"--json-output {'found none' if machine.neuron_ls() else 'is not installed'}, "
+            f"and {machine.NEURON_SYSFS} has no neuron*/core_count this user may read (the "
+            "driver makes it readable by root only). Run on an inf2/trn1/trn2 instance with "
+            "the Neuron driver and tools (aws-neuronx-tools) installed, or pass "
+            "device_type='cpu'."
         )
-    return cores
+    return list(range(found.count)), str(found.source)
 
 
 def _core_range(cores: list[str]) -> str:
@@ -189,6 +201,47 @@ def cuda_devices() -> list[str]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
     ids = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in range(count)]
     return ids[:count]
+
+
+def cuda_uuids(count: int) -> list[str]:
+    """The UUID of each of the first ``count`` GPUs torch sees (starts CUDA here; no
+    memory is taken on the GPUs)."""
+    import torch
+
+    return [str(torch.cuda.get_device_properties(i).uuid) for i in range(count)]
+
+
+def check_copy_gpu(copy_id: int, device: str, given: str, expected_uuid: str) -> None:
+    """Fail a copy that runs on another GPU than the one it was given (``given``: its
+    CUDA_VISIBLE_DEVICES id, ``expected_uuid``: that GPU's UUID as the caller saw it)."""
+    import torch
+
+    seen = str(torch.cuda.get_device_properties(torch.device(device)).uuid)
+    if seen != expected_uuid:
+        raise DeviceUnavailableError(
+            f"model copy {copy_id} was given GPU {given} (UUID {expected_uuid}) but runs on "
+            f"GPU UUID {seen}: CUDA had already started in the copy's process when neuronperf "
+            "set CUDA_VISIBLE_DEVICES, which CUDA then ignores, so copies would share one GPU. "
+            "Something the job carries started it before the copy was placed (CUDA tensors "
+            "among the inputs or in the dataset, say): pass CPU tensors (the copies move them), "
+            "or multiprocess=False (copy k then runs on cuda:k in this process)."
+        )
+
+
+def refuse_emulated_bf16() -> None:
+    """Refuse bfloat16 on a GPU that only emulates it (before compute capability 8.0: T4,
+    V100), as for other casts the device cannot run: emulated, it measures nothing real.
+    ``is_bf16_supported()`` alone counts emulation as support."""
+    import torch
+
+    if not torch.cuda.is_bf16_supported(including_emulation=False):
+        major, minor = torch.cuda.get_device_capability()
+        raise TorchArgumentError(
+            f"cast mode 'bf16' on {torch.cuda.get_device_name()} (compute capability "
+            f"{major}.{minor}): this GPU has no bfloat16 arithmetic (8.0 and newer do) and "
+            "would only emulate it, so its timings would mean nothing. Use cast mode 'fp16' or "
+            "'fp32' on this GPU."
+        )
 
 
 class CopySetup:

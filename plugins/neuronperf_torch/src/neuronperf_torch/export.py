@@ -108,12 +108,7 @@ def compile_artifact(
     """
     import torch
 
-    dtype = getattr(torch, CAST_MODES[cast_mode])
-    if device.startswith("cuda") and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise RuntimeError(
-            f"this GPU ({torch.cuda.get_device_name()}) does not support bfloat16; "
-            "use cast mode 'fp16' or 'fp32'"
-        )
+    dtype = getattr(torch, CAST_MODES[cast_mode])  # bf16 on CUDA: checked by plan_compile
     float_inputs = [
         t.dtype for t in example if isinstance(t, torch.Tensor) and t.is_floating_point()
     ]
@@ -717,6 +712,13 @@ def load(path: str | Path, device: str) -> Callable[..., Any]:
         from torch.export.passes import move_to_device_pass
 
         program = move_to_device_pass(program, device)
+        # The pass rewrites the graph's nodes (factory ops' device= included) but not the
+        # Python code graph_module runs, which lean_callable calls: without this, arange,
+        # zeros, full (position ids) would still create their tensors on the old device
+        # (pytorch/pytorch#185105). Subgraphs (cond, map) are modules of their own.
+        for module in program.graph_module.modules():
+            if isinstance(module, torch.fx.GraphModule):
+                module.recompile()
     run = lean_callable(program)
     return run if run is not None else program.module()
 

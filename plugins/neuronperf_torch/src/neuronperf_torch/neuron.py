@@ -12,6 +12,13 @@ Written against the torch-neuronx API of Neuron 2.x:
   ``--target`` (``compiler_target``).
 - NeuronCore pipelining is torch-neuron (Inf1) only: a pipeline size other
   than 1 is an error.
+- trn2 runs logical NeuronCores (LNC physical cores each, 2 by default), and a
+  model must be compiled for the LNC the runtime uses: ``--logical-nc-config``
+  is passed for trn2 (the user's, else ``NEURON_LOGICAL_NC_CONFIG``, else 2),
+  recorded in the model index as ``logical_nc_config``, and checked against the
+  runtime's before a run.
+- A user's ``compiler_workdir`` is honoured: each config's compiler files go to
+  a folder of their own under it (else next to the artifact).
 - Artifacts are TorchScript archives saved with ``torch.jit.save``. Loading
   imports torch_neuronx first (it registers the ``neuron::`` operators) and
   then uses ``torch.jit.load``, whose unpickler builds only TorchScript objects
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -41,12 +49,31 @@ FORMAT = "torchscript-neuronx"
 EXTENSION = ".pt"
 META_NAME = "neuronperf.json"
 TARGETS = ("inf2", "trn1", "trn1n", "trn2")
+# The compiler target of every instance family the Neuron docs list for torch-neuronx
+# (inf1 is torch-neuron's): Trn2 servers and UltraServers compile as trn2.
+FAMILY_TARGETS = {
+    "inf2": "inf2",
+    "trn1": "trn1",
+    "trn1n": "trn1n",
+    "trn2": "trn2",
+    "trn2n": "trn2",
+    "trn2u": "trn2",
+}
+LNC_TARGETS = ("trn2",)  # --logical-nc-config is trn2 only
 AUTO_CAST = ("none", "matmult", "all")
 AUTO_CAST_TYPES = ("bf16", "fp16", "tf32", "fp8_e4m3")
 DEFAULT_CAST_MODE = "none"
 CAST_MODES = ("none", *(f"{a}-{t}" for a in AUTO_CAST[1:] for t in AUTO_CAST_TYPES))
 _CAST_FLAGS = ("--auto-cast", "--auto-cast-type")
 _TARGET_FLAG = "--target"
+_LNC_FLAGS = ("--logical-nc-config", "-lnc")
+# A copy that dies this way on Neuron: the runtime may abort the process (c10::Error thrown
+# past torch, huggingface/optimum-neuron#377) rather than raise when it cannot get its cores.
+ABORT_HINT = (
+    "On Neuron the runtime aborts a process this way when it cannot start, most often because "
+    "another process (a notebook kernel, an earlier run) holds the NeuronCores: stop it "
+    "(neuron-top shows who holds them), or pass fewer n_models."
+)
 
 
 def split_cast_mode(cast_mode: str) -> tuple[str, str | None]:
@@ -102,11 +129,11 @@ def without_flags(args: list[str], flags: tuple[str, ...]) -> list[str]:
 
 
 def instance_target() -> str | None:
-    """The --target of this EC2 instance's family, from local DMI data (inf2.xlarge -> inf2)."""
-    from neuronperf_core.devices import instance_type
+    """The --target of this EC2 instance's family, from local DMI data (inf2.xlarge -> inf2,
+    trn2u.48xlarge -> trn2)."""
+    from neuronperf_core.devices import instance_family
 
-    family = (instance_type() or "").split(".")[0]
-    return family if family in TARGETS else None
+    return FAMILY_TARGETS.get(instance_family() or "")
 
 
 def resolve_target(compiler_target: str | None, user_args: list[str]) -> str:
@@ -165,13 +192,64 @@ def check_pipeline_sizes(pipeline_sizes: list[int]) -> None:
         )
 
 
-def compiler_args_for(user_args: list[str], target: str, cast_mode: str) -> list[str]:
-    """The full compiler_args of one config: the user's, then target and auto-cast, explicit."""
+def resolve_lnc(target: str, user_args: list[str]) -> int | None:
+    """The logical NeuronCore config to compile for: on trn2 the user's --logical-nc-config,
+    else the runtime's (NEURON_LOGICAL_NC_CONFIG, else 2); None for other targets."""
+    from neuronperf_core.devices import LNC_VALUES, LNC_VARIABLE, NeuronConfigError, runtime_lnc
+
+    given = [v for v in (flag_value(user_args, f) for f in _LNC_FLAGS) if v is not None]
+    if target not in LNC_TARGETS:
+        if given:
+            raise TorchArgumentError(
+                f"compiler_args hold --logical-nc-config {given[-1]}, which only trn2 takes "
+                f"(the target is {target!r}); leave it out."
+            )
+        return None
+    if given:
+        if given[-1] not in {str(v) for v in LNC_VALUES}:
+            raise TorchArgumentError(
+                f"--logical-nc-config {given[-1]}: use "
+                f"{' or '.join(map(str, LNC_VALUES))} (physical NeuronCores per logical core)."
+            )
+        return int(given[-1])
+    try:
+        return runtime_lnc()
+    except NeuronConfigError as exc:
+        raise TorchArgumentError(f"{exc} ({LNC_VARIABLE} sets the LNC to compile for)") from None
+
+
+def check_runtime_lnc(configs: list[Mapping[str, Any]]) -> None:
+    """Refuse, before any copy loads, models compiled for another logical NeuronCore config
+    than the one this machine's runtime uses (the runtime cannot run them)."""
+    from neuronperf_core.devices import LNC_VARIABLE, NeuronConfigError, logical_nc_config
+
+    try:
+        runtime = logical_nc_config()
+    except NeuronConfigError as exc:
+        raise TorchArgumentError(str(exc)) from None
+    for config in configs:
+        compiled = config.get("logical_nc_config")
+        if compiled is not None and runtime is not None and compiled != runtime:
+            raise TorchArgumentError(
+                f"{Path(config['filename']).name} was compiled with --logical-nc-config "
+                f"{compiled}, but the Neuron runtime here uses {runtime} "
+                f"({LNC_VARIABLE}={os.environ.get(LNC_VARIABLE, f'unset: {runtime}')}). Set "
+                f"{LNC_VARIABLE}={compiled} before running, or compile it again for {runtime}."
+            )
+
+
+def compiler_args_for(
+    user_args: list[str], target: str, cast_mode: str, lnc: int | None = None
+) -> list[str]:
+    """The full compiler_args of one config: the user's, then target, auto-cast and (trn2)
+    the logical NeuronCore config, explicit."""
     scope, cast_type = split_cast_mode(cast_mode)
-    args = without_flags(user_args, (_TARGET_FLAG, *_CAST_FLAGS))
+    args = without_flags(user_args, (_TARGET_FLAG, *_CAST_FLAGS, *_LNC_FLAGS))
     args += [_TARGET_FLAG, target, "--auto-cast", scope]
     if cast_type is not None:
         args += ["--auto-cast-type", cast_type]
+    if lnc is not None:
+        args += [_LNC_FLAGS[0], str(lnc)]
     return args
 
 
@@ -184,19 +262,25 @@ def compile_artifact(
     meta: dict[str, Any],
     trace_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
-    """Trace ``model`` with torch_neuronx, keep the compiler's workdir beside the artifact,
-    save with torch.jit.save. Returns extra keys for the model index."""
+    """Trace ``model`` with torch_neuronx, keep the compiler's workdir (beside the artifact,
+    or in a folder of its own under the user's ``compiler_workdir``), save with
+    torch.jit.save. Returns extra keys for the model index."""
     import torch
     import torch_neuronx
 
-    workdir = path.with_name(path.stem + ".neuronx-cc")
+    kwargs = dict(trace_kwargs)
+    user_workdir = kwargs.pop("compiler_workdir", None)
+    if user_workdir is not None:  # one folder per config: they would overwrite each other
+        workdir = Path(user_workdir) / path.stem
+    else:
+        workdir = path.with_name(path.stem + ".neuronx-cc")
     path.parent.mkdir(parents=True, exist_ok=True)
     traced = torch_neuronx.trace(
         model,
         example,
         compiler_workdir=str(workdir),
         compiler_args=compiler_args,
-        **trace_kwargs,
+        **kwargs,
     )
     with jit_deprecation_silenced():
         torch.jit.save(traced, str(path), _extra_files={META_NAME: json.dumps(meta)})
