@@ -52,6 +52,7 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
     of the model index, rewritten after every config. A config that fails is recorded with
     ``status: "error"`` and its error, and the others go on."""
     from neuronperf_core import model_index
+    from neuronperf_core.benchmarking.progress import say
 
     options = CompileOptions.from_kwargs(kwargs)
     if options.device_type is not None and options.device_type not in backend.device_types:
@@ -104,8 +105,12 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
                     status=status,
                     **{"device_type": plan.device_type, **plan.index_fields, **extra},
                 )
-                index = entry if index is None else model_index.append(index, entry)
+                first = index is None
+                index = entry if first else model_index.append(index, entry)
                 written = model_index.save(index, index_file)  # may add ".json"
+                if first:  # once, where a script's user would otherwise not look
+                    message = f"compiling {name}; model index: {Path(written).absolute()}"
+                    say(message, options.verbosity)
     return written
 
 

@@ -209,4 +209,5 @@ class _LineCounts:
     def total(self, widths: Sequence[int]) -> int:
         counts = [self.column(i, w) for i, w in enumerate(widths)]
         header = max(c[0] for c in counts)
-        return header + sum(max(row) for row in zip(*(c[1] for c in counts), strict=True))
+        rows: list[tuple[int, ...]] = list(zip(*(c[1] for c in counts), strict=True))
+        return header + sum(max(row) for row in rows)

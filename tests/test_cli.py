@@ -196,9 +196,12 @@ def test_benchmark_inputs_file_and_a_table_with_progress_lines(cli, index):
 
 
 def test_benchmark_progress_on_a_terminal_is_a_bar(cli, index):
+    import fcntl
     import pty
+    import termios
 
     parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
     proc = subprocess.Popen(
         [sys.executable, "-m", "neuronperf", "benchmark", str(index), "--input-shape", "1x4",
          "--duration", "1.2", "--n-models", "1", "--workers-per-model", "1", "--batch-sizes", "1"],
@@ -216,8 +219,8 @@ def test_benchmark_progress_on_a_terminal_is_a_bar(cli, index):
         seen += chunk
     assert proc.wait(timeout=60) == 0
     text = seen.decode()
-    assert "\r\x1b[K[" in text and "1/1 batch 1, n_models 1, workers 1" in text
-    assert "s left" in text
+    assert "[1/1]" in text and "s left" in text  # rich's bar, redrawn in place
+    assert "measuring: batch 1, n_models 1, workers 1" in text
 
 
 def test_tables_fit_100_columns_best_config_first_with_short_file_names(cli, index):
@@ -252,6 +255,17 @@ def test_evaluate_scores_each_batch_size(cli, index):
     assert [r["batch_size"] for r in reports] == [1, 4]
     assert all(r["accuracy"] == 1.0 and r["precision:average=macro"] == 1.0 for r in reports)
     assert [r["total_infs"] for r in reports] == [40, 10]  # every record scored once
+
+
+def test_evaluate_progress_says_evaluating_and_the_records_scored(cli, index):
+    dataset(cli.cwd / "val.npz")
+    err = cli.ok("evaluate", str(index), "--dataset", "val.npz", "--output-dir", "out").stderr
+    (results,) = (cli.cwd / "out").glob("*.json")
+    assert f"evaluating 2 configs; results: {results}" in err
+    assert "benchmarking" not in err
+    assert "[1/2] batch 1, n_models 1, workers 1: evaluating" in err
+    assert "[1/2] batch 1, n_models 1, workers 1: 40 records scored" in err
+    assert "[2/2] batch 4, n_models 1, workers 1: 40 records scored" in err
 
 
 def test_evaluate_table_shows_the_metrics(cli, index):

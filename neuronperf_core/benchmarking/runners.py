@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
-from neuronperf_core.benchmarking import fresh
+from neuronperf_core.benchmarking import fresh, progress
 from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.stats import StatsSampler
 from neuronperf_core.benchmarking.worker import (
@@ -210,6 +210,7 @@ class ThreadsRunner:
             n_threads = job.config.n_models * (1 + job.config.workers_per_model)
             delay = min(delay, n_threads * THREAD_START_DELAY_NS)
         start_ns = time.perf_counter_ns() + delay
+        progress.window_opened(start_ns)
         stop = Stop(_deadline(job, start_ns))
         outcome: list[list[WorkerResult] | BaseException] = []
         # Events, not Thread.join: a Ctrl-C that interrupts join() can leave a running
@@ -437,6 +438,7 @@ class ProcessRunner:
                 return raw_result(job, ready.status, ready.error)
             overhead = max(message[1] for message in ready)
             start_ns = time.perf_counter_ns() + START_DELAY_NS
+            progress.window_opened(start_ns)
             sampler.start()
             for conn in conns:
                 with contextlib.suppress(OSError):  # a copy that died: collected below

@@ -8,7 +8,7 @@ from typing import Any
 
 from neuronperf_core.benchmarking.progress import Progress
 from neuronperf_core.benchmarking.results import RawResult
-from neuronperf_core.benchmarking.runners import Runner
+from neuronperf_core.benchmarking.runners import Runner, ThreadsRunner
 from neuronperf_core.benchmarking.stats import LoadMeter, run_info
 from neuronperf_core.benchmarking.worker import Job
 from neuronperf_core.options import BenchmarkOptions
@@ -38,13 +38,16 @@ def run_sweep(
     ``(config, results)`` pairs: ``reporting.timer_pairs``). The results file is rewritten
     after each config, so a crash later loses nothing measured; Ctrl-C returns what
     finished."""
-    progress = Progress(len(jobs), options.duration, options.verbosity, evaluating=evaluating)
+    progress = Progress(
+        len(jobs), options.duration, options.verbosity, evaluating=evaluating, results=results_path
+    )
     results: list[RawResult] = []
     reports: list[dict[str, Any]] = []
     run = run_info(_call(options, evaluating))
     try:
         for job in jobs:
-            progress.start_config(job.config)
+            job = progress.count_records(job, in_this_process=isinstance(runner, ThreadsRunner))
+            progress.start_config(job.config, job)
             load = LoadMeter()
             try:
                 raw = runner.run(job, options.stats_interval)
