@@ -172,6 +172,18 @@ def _text(name: str, value: Any) -> str | None:
     return value
 
 
+RAY_PLACEMENTS = ("spread", "pack")  # the neuronperf-ray plugin's placement groups
+
+
+def _ray_placement(name: str, value: Any) -> str | None:
+    if value is not None and value not in RAY_PLACEMENTS:
+        raise OptionError(
+            f"{name}={value!r}: use 'spread' (one copy per node), 'pack' (copies on as few "
+            "nodes as possible) or None (Ray's default scheduling)."
+        )
+    return value
+
+
 def _path(name: str, value: Any) -> Any:
     import os
 
@@ -339,6 +351,14 @@ class BenchmarkOptions:
     runner: str | None = option(
         None, "threads, interpreters, processes or a plugin's runner", _text, flag="--runner"
     )
+    ray_address: str | None = option(
+        None, "runner ray: the Ray cluster to run copies on (default: a local Ray for the run)",
+        _text, flag="--ray-address",
+    )  # fmt: skip
+    ray_placement: str | None = option(
+        None, "runner ray: spread (one copy per node), pack, or Ray's default (None)",
+        _ray_placement, flag="--ray-placement",
+    )  # fmt: skip
     results_dir: Any = option(
         ".",
         "folder of the results file (None: write none)",
