@@ -250,6 +250,12 @@ def _plan_run(
     if options.device_type is not None and options.device_type not in backend.device_types:
         raise _unknown_device(backend, options.device_type)
     run = backend.plan_run(target, selection.configs, options)
+    if run.runner != "ray" and (options.ray_address or options.ray_placement):
+        given = "ray_address" if options.ray_address else "ray_placement"
+        raise OptionError(
+            f"{given} applies to runner='ray' (the neuronperf-ray plugin), and this run uses "
+            f"runner={run.runner!r}: pass runner='ray' (--runner ray) too, or leave {given} out."
+        )
     if run.model_files:
         planning.check_model_files(target, selection.configs)
     return run
@@ -259,12 +265,13 @@ def _n_models(
     options: BenchmarkOptions, run: RunPlan, configs: Sequence[Mapping[str, Any]]
 ) -> list[int]:
     """The copies to sweep: as given, or 1 and as many as the device holds; never more than
-    it holds (checked here, for every backend, before anything loads)."""
+    it holds (checked here, for every backend, before anything loads), unless the runner
+    places copies on other machines (``places_copies``: a cluster), whose capacity it checks."""
     if run.max_copies is None:
         return options.n_models or [1]
     n_list = options.n_models or sorted({1, max(1, run.max_copies)})
     too_many = [n for n in n_list if n > run.max_copies]
-    if too_many:
+    if too_many and not getattr(_runner(run), "places_copies", False):
         pipelines = sorted({c["pipeline_size"] for c in configs})
         of = f" of pipeline size {pipelines[-1]}" if pipelines[-1] != 1 else ""
         raise BenchmarkArgumentError(
@@ -284,16 +291,26 @@ def _run(
     evaluating: bool,
 ) -> Reports:
     from neuronperf_core.benchmarking.sweep import run_sweep
-    from neuronperf_core.plugins import get_host
 
-    runner = get_host().runners.get(run.runner).value
+    runner = _runner(run)
     check = getattr(runner, "check", None)
     if check is not None:
         for job in jobs:
             check(job)  # e.g. a fresh interpreter needs a job it can receive
     results_path = files.results_path(options.results_dir, options.results_file, model_name)
-    with run.session() if run.session is not None else nullcontext():
+    # the runner's own session around the whole run (a Ray runner connects to its cluster)
+    runner_session = getattr(runner, "session", None)
+    with (
+        run.session() if run.session is not None else nullcontext(),
+        runner_session(jobs, options) if runner_session is not None else nullcontext(),
+    ):
         return run_sweep(jobs, runner, options, results_path, evaluating=evaluating)
+
+
+def _runner(run: RunPlan) -> Any:
+    from neuronperf_core.plugins import get_host
+
+    return get_host().runners.get(run.runner).value
 
 
 def _unknown_device(backend: Backend, device: str) -> OptionError:
@@ -310,6 +327,12 @@ def _is_one_shot(data: Any) -> bool:
         return False
 
 
+def _unreadable(exc: Exception) -> BenchmarkArgumentError:
+    return BenchmarkArgumentError(
+        f"reading the first row of the evaluation dataset failed: {type(exc).__name__}: {exc}"
+    )
+
+
 def _peek(rows: Any, one_shot: bool = False) -> tuple[Any, Any]:
     """The first row, and rows to read afterwards: a one-shot iterator re-chained, and so
     are rows a backend built over a one-shot dataset (``one_shot``), whatever they look
@@ -321,14 +344,14 @@ def _peek(rows: Any, one_shot: bool = False) -> tuple[Any, Any]:
             f"the evaluation dataset must be an iterable of tuple(*INPUTS, TARGET), got "
             f"{type(rows).__name__}."
         ) from None
+    except Exception as exc:  # the user's dataset code, before anything loads
+        raise _unreadable(exc) from exc
     try:
         first = next(iterator)
     except StopIteration:
         raise BenchmarkArgumentError("the evaluation dataset is empty: nothing to score.") from None
-    except Exception as exc:  # the user's dataset code, before anything loads
-        raise BenchmarkArgumentError(
-            f"reading the first row of the evaluation dataset failed: {type(exc).__name__}: {exc}"
-        ) from exc
+    except Exception as exc:
+        raise _unreadable(exc) from exc
     if iterator is rows or one_shot:
         return first, itertools.chain([first], iterator)
     return first, rows

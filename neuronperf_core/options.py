@@ -181,7 +181,7 @@ def _ray_placement(name: str, value: Any) -> str | None:
             f"{name}={value!r}: use 'spread' (one copy per node), 'pack' (copies on as few "
             "nodes as possible) or None (Ray's default scheduling)."
         )
-    return value
+    return None if value is None else str(value)
 
 
 def _path(name: str, value: Any) -> Any:
