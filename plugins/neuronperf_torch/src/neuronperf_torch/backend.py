@@ -366,7 +366,9 @@ class TorchBackend:
             max_copies = len(placement)
             if any(c.get("cast_mode") == "bf16" for c in configs):
                 devices.refuse_emulated_bf16()
-            if runner != "threads":  # each copy checks it got its GPU (CUDA_VISIBLE_DEVICES)
+            # each copy checks it got its GPU (CUDA_VISIBLE_DEVICES); Ray chooses an actor's
+            # GPU on its node, which this machine's UUIDs cannot name
+            if runner not in ("threads", "ray"):
                 gpus = list(zip(placement, devices.cuda_uuids(len(placement)), strict=True))
         else:
             from neuronperf_torch import neuron
