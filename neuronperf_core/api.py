@@ -325,6 +325,8 @@ def _is_one_shot(data: Any) -> bool:
         return iter(data) is data
     except TypeError:
         return False
+    except Exception as exc:  # the user's dataset code, before anything loads
+        raise _unreadable(exc) from exc
 
 
 def _unreadable(exc: Exception) -> BenchmarkArgumentError:

@@ -159,6 +159,12 @@ def save(
         filename = f"{os.fspath(filename)}.json"  # as 1.x: an index file is always .json
     target = Path(root_dir, filename) if root_dir is not None else Path(filename)
     path = _absolute(target)
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise ModelIndexError(
+            f"Cannot save the model index as {os.fspath(target)!r}: {os.fspath(blocker)!r} is "
+            "a file, not a folder. Choose another filename or root_dir."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, _to_json(data, path))
     return os.fspath(target)
@@ -355,6 +361,14 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The file that stands where ``folder`` or one of its parents should be, if any."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 def _base_dir(index_path: Path | None) -> Path:
     """The folder that relative model filenames of an index are relative to."""
     return index_path.parent if index_path is not None else Path.cwd()
@@ -436,6 +450,9 @@ def _copy(
     if new_path.exists():
         problems.append(f"the new index {os.fspath(new_path)!r} already exists")
     problems += [f"model {os.fspath(src)!r} does not exist" for src in sources if not src.exists()]
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        problems.append(f"{os.fspath(blocker)!r} is a file, not a folder")
     problems += [
         f"{os.fspath(dst)!r} already exists" for dst in destinations.values() if dst.exists()
     ]

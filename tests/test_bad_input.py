@@ -547,3 +547,62 @@ def test_a_full_output_disk_is_one_line_not_a_traceback(
     assert "Traceback" not in result.stderr
     assert f"cannot write {full_disk}" in result.stderr
     assert "No space left on device" in result.stderr and ".tmp" not in result.stderr
+
+
+def test_a_folder_path_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    import neuronperf as npf
+    from neuronperf_core import model_index
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("mine")
+    index = model_index.create(str(blocker), batch_size=1)
+    with pytest.raises(npf.NeuronPerfError, match="a_file' is a file, not a folder"):
+        model_index.save(index, "i.json", root_dir=blocker)
+    with pytest.raises(npf.NeuronPerfError, match="a_file' is a file, not a folder"):
+        model_index.save(index, blocker / "sub" / "i.json")
+    with pytest.raises(npf.NeuronPerfError, match="a_file' is a file, not a folder"):
+        model_index.copy(index, tmp_path / "n.json", blocker)
+    with pytest.raises(npf.NeuronPerfError, match="is a file, not a folder"):
+        npf.cpu.benchmark(Echo, np.ones((1, 3)), **{**QUICK, "results_dir": blocker})
+    assert blocker.read_text() == "mine"
+
+
+def test_compile_into_a_models_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    from neuronperf_core import api
+    from neuronperf_core.options import OptionError
+
+    sys.path.insert(0, str(DOUBLE.parent))
+    try:
+        from cli_framework_double import ScaleBackend, ScaleModel
+    finally:
+        sys.path.remove(str(DOUBLE.parent))
+    blocker = tmp_path / "models"
+    blocker.write_text("mine")
+    with pytest.raises(OptionError, match=r"models_dir .*models is a file, not a folder"):
+        api.compile(ScaleBackend(), ScaleModel(), np.ones((1, 4)), models_dir=blocker)
+    assert blocker.read_text() == "mine"
+
+
+def test_a_dataset_whose_first_row_raises_is_the_users_error() -> None:
+    import neuronperf as npf
+
+    class Broken:
+        def __iter__(self) -> Any:
+            raise OSError("the disk with the data is gone")
+
+    with pytest.raises(npf.NeuronPerfError, match=r"reading the first row .* disk with the data"):
+        npf.cpu.evaluate(Echo, Broken(), batch_sizes=[1], results_dir=None)
+
+
+def test_a_multiclass_binary_metric_error_names_the_spec_that_scores_it() -> None:
+    import neuronperf as npf
+
+    rows = [(np.eye(4)[[i]], i) for i in range(4)]  # 4 classes, batches of 1
+    (report,) = npf.cpu.evaluate(Echo, rows, metrics="recall", batch_sizes=[1],
+                                 results_dir=None, verbosity=0)  # fmt: skip
+    assert report["status"] == "error"
+    assert "the data is multiclass" in report["error"]
+    assert "metrics=['recall:average=macro']" in report["error"]
+    (fixed,) = npf.cpu.evaluate(Echo, rows, metrics="recall:average=macro", batch_sizes=[1],
+                                results_dir=None, verbosity=0)  # fmt: skip
+    assert fixed["status"] == "finished" and fixed["recall:average=macro"] == 1.0
