@@ -109,7 +109,7 @@ def _deadline(job: Job, start_ns: int) -> int:
 WORKER_SETUP = "neuronperf_worker_setup"
 
 
-def _run_workers(
+def run_workers(
     job: Job, copy: ModelCopy, rows: Any, stop: Stop, start_ns: int
 ) -> list[WorkerResult]:
     """Run the workers of one copy in threads, all released at ``start_ns``."""
@@ -219,7 +219,7 @@ class ThreadsRunner:
 
         def run_copy(copy: ModelCopy, copy_done: threading.Event) -> None:
             try:
-                outcome.append(_run_workers(job, copy, shared, stop, start_ns))
+                outcome.append(run_workers(job, copy, shared, stop, start_ns))
             except BaseException as exc:
                 outcome.append(exc)
             finally:
@@ -273,7 +273,7 @@ def copy_life(
         copy = load_copy(job, copy_id)
         send(("ready", calibrate_overhead_ns()))
         start_ns = parent.wait_for_go()
-        workers = _run_workers(job, copy, copy_rows(job, copy_id), parent.stop, start_ns)
+        workers = run_workers(job, copy, copy_rows(job, copy_id), parent.stop, start_ns)
         send(("done", copy.info(), workers))
     except BaseException as exc:
         with contextlib.suppress(OSError):  # the parent is gone
