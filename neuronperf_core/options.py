@@ -403,6 +403,13 @@ class BenchmarkOptions:
         flag="--transfer",
         commands=BENCHMARK,
     )
+    config_timeout: float | None = option(
+        3600.0,
+        "seconds a config may take beyond its duration (loading, warm-up, a call that never "
+        "returns) before it ends with status timeout; 0 or None: no limit",
+        _optional_number,
+        flag="--config-timeout",
+    )
 
     @classmethod
     def from_kwargs(

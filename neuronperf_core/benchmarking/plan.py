@@ -320,6 +320,7 @@ def jobs(
             eval_target_col=target_col,
             metrics=metrics or [],
             death_hints=dict(run.death_hints),
+            config_timeout=options.config_timeout or None,
         )
         for config, model_input in zip(selection.configs, inputs, strict=True)
         for workers in workers_list

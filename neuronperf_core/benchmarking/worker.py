@@ -52,6 +52,9 @@ class Job:
     metrics: list[tuple[str, type[BaseEvalMetric], dict[str, Any]]] = field(default_factory=list)
     max_samples: int = DEFAULT_MAX_SAMPLES
     death_hints: dict[str, str] = field(default_factory=dict)  # RunPlan.death_hints
+    # seconds the config may take beyond its duration before it ends with status "timeout"
+    # (None: no limit); the runner enforces it
+    config_timeout: float | None = None
 
     @property
     def evaluating(self) -> bool:

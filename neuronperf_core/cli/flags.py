@@ -107,6 +107,7 @@ FLAG_TYPES: Mapping[str, tuple[ParamType, str]] = {
     "warmup_infers": (WHOLE, "N"),
     "warmup_seconds": (NUMBER, "S"),
     "intra_op_threads": (COUNT, "N"),
+    "config_timeout": (NUMBER, "S"),
     "models_dir": (click.STRING, "DIR"),
     "results_dir": (click.STRING, "DIR"),
     "results_file": (click.STRING, "FILE"),
