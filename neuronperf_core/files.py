@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import string
@@ -10,6 +11,9 @@ import time
 from pathlib import Path
 
 from neuronperf_core.options import OptionError
+
+RESULTS_KEYS = frozenset({"batch_size", "n_models", "workers_per_model", "status"})  # any report
+MAX_RESULTS_BYTES = 1 << 28  # larger is not a results file; not read to find out
 
 
 class OutputPathError(OptionError):
@@ -54,10 +58,11 @@ def results_path(
             raise OutputPathError(
                 f"results_file {path}: its folder {path.parent} does not exist; create it first."
             )
-        if path.exists():  # a model index, an earlier run's results: never written over
+        if path.exists() and not is_results(path):  # a model index, anyone's data
             raise OutputPathError(
-                f"results_file={os.fspath(path)!r} exists; a run writes only files it creates. "
-                "Remove it, name a new file, or pass results_dir=... for a new name each run."
+                f"results_file={os.fspath(path)!r} exists and is not a results file; a run "
+                "replaces only results a run wrote. Name a new file, or pass results_dir=... "
+                "for a new name each run."
             )
         return path
     if results_dir is None:
@@ -77,6 +82,23 @@ def results_path(
         n += 1
         path = folder / f"{stem}-{n}.json"
     return path
+
+
+def is_results(path: Path) -> bool:
+    """Whether ``path`` holds reports a run wrote (a JSON list of them, or their CSV), and so
+    may be replaced by a run's results; never an index, a model or anyone's data."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if path.suffix == ".csv":
+                return set(f.readline().strip().split(",")) >= RESULTS_KEYS
+            if os.fstat(f.fileno()).st_size > MAX_RESULTS_BYTES:
+                return False
+            reports = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(reports, list) and all(
+        isinstance(r, dict) and r.keys() >= RESULTS_KEYS for r in reports
+    )
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

@@ -284,11 +284,24 @@ def test_a_run_never_writes_its_results_over_the_index_it_benchmarks(tmp_path: P
 
     path = Path(model_index.save(model_index.create("m.bin", batch_size=1), tmp_path / "m.json"))
     before = path.read_bytes()
-    with pytest.raises(npf.NeuronPerfError, match="exists; a run writes only files it creates"):
+    with pytest.raises(npf.NeuronPerfError, match="exists and is not a results file"):
         npf.benchmark(
             lambda f, device_id=0: Echo(), path, np.ones((1, 3)), **{**QUICK, "results_file": path}
         )
     assert path.read_bytes() == before
+
+
+def test_a_named_results_file_replaces_only_results(tmp_path: Path) -> None:
+    import neuronperf as npf
+
+    run = {**QUICK, "results_file": tmp_path / "before.json"}
+    npf.cpu.benchmark(Echo, np.ones((1, 3)), **run)
+    (report,) = npf.cpu.benchmark(Echo, np.ones((1, 3)), **run)  # twice, as a README says
+    assert json.loads((tmp_path / "before.json").read_text()) == [report]
+    (tmp_path / "notes.json").write_text('{"mine": true}')
+    with pytest.raises(npf.NeuronPerfError, match="is not a results file"):
+        npf.cpu.benchmark(Echo, np.ones((1, 3)), **{**run, "results_file": tmp_path / "notes.json"})
+    assert (tmp_path / "notes.json").read_text() == '{"mine": true}'
 
 
 def test_a_new_results_name_skips_a_csv_the_run_did_not_write(tmp_path: Path) -> None:
@@ -514,6 +527,15 @@ def test_results_file_never_replaces_a_file_the_run_did_not_write(
     assert "--results-file" in err
     assert index.read_text() == before and (cli.cwd / "r.csv").read_text() == "mine"
     assert not (cli.cwd / "r.json").exists() and not (cli.cwd / "x.csv").exists()
+
+
+def test_the_same_results_file_twice_replaces_the_first_runs(cli: Cli, index: Path) -> None:
+    run = ["benchmark", str(index), "--input-shape", "1x4", "--duration", "0.1", "--n-models",
+           "1", "--workers-per-model", "1", "--results-file", "before.json"]  # fmt: skip
+    for _ in range(2):
+        result = cli.run(*run)
+        assert result.returncode == 0, result.stderr
+    assert len(json.loads((cli.cwd / "before.json").read_text())) == 2  # batch sizes 1, 4
 
 
 @pytest.fixture

@@ -167,13 +167,12 @@ def _results_file(options: dict[str, Any], name: str) -> Iterator[Path]:
     results_file = options.pop("results_file", None)
     results_dir = options.pop("results_dir", _default(BenchmarkOptions, "results_dir"))
     if results_file is not None:
-        results = Path(results_file)
-        if results.suffix == ".csv" or results.with_suffix(".csv").exists():
+        results, csv = Path(results_file), Path(results_file).with_suffix(".csv")
+        if results.suffix == ".csv" or (csv.exists() and not files.is_results(csv)):
             raise UsageError(
-                f"--results-file {results}: the CSV goes beside it as "
-                f"{results.with_suffix('.csv')}, which "
-                + ("would replace it" if results.suffix == ".csv" else "exists")
-                + "; name a new .json file"
+                f"--results-file {results}: the CSV goes beside it as {csv}, which "
+                + ("would replace it" if results.suffix == ".csv" else "is not a results CSV")
+                + "; name another .json file"
             )
     if not options.get("model_name"):
         try:
