@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pytest
 
@@ -95,6 +96,21 @@ def test_every_command_has_help_with_an_example(cli, command):
     out = cli.ok(command, "--help").stdout
     assert "example:\n  neuronperf " + command in out
     assert "--json" in out and "-v, --verbose" in out and "-q, --quiet" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_and_argument_has_a_line_of_help(cli, command):
+    from neuronperf_core.cli.app import cli as group
+
+    params = group.commands[command].params
+    missing = [p.name for p in params if not getattr(p, "help", None) and not p.hidden]
+    assert missing == []
+    out = cli.ok(command, "--help").stdout
+    for param in params:
+        if isinstance(param, click.Argument):  # listed with its help, before the options
+            assert f"Positional arguments:\n  {param.make_metavar(click.Context(group))}" in out
+    output_dir = [line for line in out.splitlines() if "--output-dir" in line]
+    assert all("None" not in line for line in output_dir)  # Python's word, not the CLI's
 
 
 def test_top_level_help_lists_every_command_and_the_plugins_commands(cli):
@@ -181,6 +197,20 @@ def test_benchmark_random_inputs_writes_json_and_csv(cli, index):
     with open(data["files"]["csv"]) as f:
         assert len(list(csv.DictReader(f))) == 4
     assert Path(data["files"]["json"]).parent == cli.cwd / "out"
+
+
+def test_benchmark_an_index_with_the_inputs_it_records(cli, index):
+    """No --input-shape: each config gets random inputs of the shapes (and dtypes) the index
+    records for it, at its own batch size."""
+    data = cli.json("benchmark", str(index), *QUICK, "--output-dir", "out")
+    assert [(r["batch_size"], r["status"]) for r in data["reports"]] == [
+        (1, "finished"), (1, "finished"), (4, "finished"), (4, "finished")
+    ]  # fmt: skip
+    configs = json.loads(index.read_text())["model_configs"]
+    configs[1]["input_dtypes"] = ["bfloat16"]
+    index.write_text(json.dumps({**json.loads(index.read_text()), "model_configs": configs}))
+    err = cli.user_error("benchmark", str(index), *QUICK)
+    assert "records the input dtype bfloat16" in err and "--inputs FILE" in err
 
 
 def test_benchmark_inputs_file_and_a_table_with_progress_lines(cli, index):
@@ -372,7 +402,16 @@ def test_no_framework_installed(tmp_path):
 
 
 def test_inputs_missing_or_conflicting(cli, index):
-    assert "--input-shape" in cli.user_error("benchmark", str(index))
+    data = json.loads(index.read_text())
+    for config in data["model_configs"]:
+        del config["input_shapes"]  # as an index of a backend that records none
+    bare = index.with_name("bare.json")
+    bare.write_text(json.dumps(data))
+    err = cli.user_error("benchmark", str(bare))
+    assert "records no input shapes" in err and "--input-shape" in err
+    assert "--dtype applies to --input-shape" in cli.user_error(
+        "benchmark", str(index), "--dtype", "int64"
+    )
     np.savez(cli.cwd / "in.npz", x=np.ones((2, 4), dtype="float32"))
     err = cli.user_error("benchmark", str(index), "--inputs", "in.npz")
     assert "holds 2 rows; batch size 4 needs at least 4" in err

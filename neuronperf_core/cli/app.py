@@ -211,9 +211,7 @@ def _command(
     )
 
 
-INDEX_OR_MODEL = (
-    "INDEX_OR_MODEL: a model index (.json) written by compile, or one compiled model file."
-)
+INDEX_OR_MODEL = "a model index (.json) written by compile, or one compiled model file"
 
 
 def _backend_option(function: F) -> F:
@@ -273,10 +271,12 @@ def _input_options(function: F) -> F:
     "compile a model once per batch size (and cast mode) and write a model index",
     "neuronperf compile torchvision.models:resnet18 --input-shape 1x3x224x224 "
     "--batch-sizes 1,8 --device cpu --out models",
-    "MODEL: package.module:factory or path/to/file.py:factory (a class or function is called "
-    "without arguments), or a saved model file its backend reads (PyTorch: .pt2).",
 )
-@click.argument("model", metavar="MODEL")
+@click.argument(
+    "model", metavar="MODEL",
+    help="package.module:factory or path/to/file.py:factory (a class or function is called "
+    "without arguments), or a saved model file its backend reads (PyTorch: .pt2)",
+)  # fmt: skip
 @flags.keyword_options("compile")
 @_input_options
 @_backend_option
@@ -305,11 +305,12 @@ def compile_command(
 @_command(
     "benchmark",
     "measure latency and throughput of a model index or model file over a sweep",
-    "neuronperf benchmark models/resnet18.json --input-shape 1x3x224x224 "
-    "--duration 10 --n-models 1,2 --workers-per-model 1,2",
-    INDEX_OR_MODEL,
+    "neuronperf benchmark models/resnet18.json --duration 10 --n-models 1,2 "
+    "--workers-per-model 1,2",
+    "Inputs: random values of the shapes and dtypes an index records for each config, or "
+    "--input-shape / --inputs.",
 )
-@click.argument("model", metavar="INDEX_OR_MODEL")
+@click.argument("model", metavar="INDEX_OR_MODEL", help=INDEX_OR_MODEL)
 @flags.keyword_options("benchmark")
 @_input_options
 @_backend_option
@@ -339,10 +340,9 @@ def benchmark_command(
     "evaluate",
     "score a model index or model file on a dataset with metrics",
     "neuronperf evaluate models/resnet18.json --dataset val.npz --metrics accuracy,topk_5",
-    f"{INDEX_OR_MODEL} Without --metrics, the score is accuracy. Every record is scored once "
-    "per batch size.",
+    "Without --metrics, the score is accuracy. Every record is scored once per batch size.",
 )
-@click.argument("model", metavar="INDEX_OR_MODEL")
+@click.argument("model", metavar="INDEX_OR_MODEL", help=INDEX_OR_MODEL)
 @click.option(
     "--dataset", required=True, metavar="DATA",
     help="a file of arrays (*inputs, target), one row per record (.npz, or a backend's "
@@ -373,7 +373,12 @@ def evaluate_command(
     "show a results file; with two, compare them config by config",
     "neuronperf report old.json new.json --fail-if-slower 5",
 )
-@click.argument("results", nargs=-1, required=True, metavar="RESULTS.json [NEW.json]")
+@click.argument(
+    "results", metavar="RESULTS.json [NEW.json]",
+    help="a results file benchmark or evaluate wrote; with a second, the two runs compared "
+    "config by config (old first)",
+    nargs=-1, required=True,
+)  # fmt: skip
 @click.option("--sort-by", metavar="FIELD", help="a report field (default: throughput_peak)")
 @click.option("--cols", type=flags.NAMES, metavar="F,...", help="the report fields to show")
 @click.option("--plot", metavar="FILE.png", help="also draw the reports (one file)")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,21 +82,77 @@ def _inputs(
     inputs_file: str | None,
     backend: Backend,
     batch_sizes: list[int] | None,
+    recorded: Callable[[], list[Any] | None] | None = None,
 ) -> list[Any]:
-    """One model input per batch size, from --input-shape/--dtype or --inputs."""
+    """One model input per batch size, from --input-shape/--dtype or --inputs; else, for a
+    model that was compiled, ``recorded()``: random inputs of the shapes and dtypes recorded
+    for it (None: it records none)."""
     if inputs_file and shapes:
         raise UsageError("give either --inputs FILE or --input-shape, not both")
+    if dtypes and not shapes:
+        raise UsageError("--dtype applies to --input-shape: give the shapes too")
     if inputs_file:
-        if dtypes:
-            raise UsageError("--dtype applies to --input-shape; a --inputs file has its dtypes")
         path = sources.existing_path(inputs_file, "--inputs file")
         return sources.sliced_inputs(sources.read_arrays(path, backend), batch_sizes, path)
-    if not shapes:
+    if shapes:
+        return sources.random_inputs(shapes, dtypes or ["float32"], batch_sizes)
+    found = recorded() if recorded is not None else None
+    if found is None:
+        records = " (it records no input shapes)" if recorded is not None else ""
         raise UsageError(
-            "the model needs inputs: give --input-shape 1x3x224x224 (random values of that "
-            "shape, batch first; add --dtype) or --inputs FILE (.npz arrays, batch first)"
+            f"the model needs inputs{records}: give --input-shape 1x3x224x224 (random values "
+            "of that shape, batch first; add --dtype) or --inputs FILE (.npz arrays, batch first)"
         )
-    return sources.random_inputs(shapes, dtypes or ["float32"], batch_sizes)
+    return found
+
+
+def _recorded_inputs(
+    path: Path, backend: Backend, sizes: list[int] | None, options: Mapping[str, Any]
+) -> list[Any] | None:
+    """Random inputs of the shapes and dtypes the index records for the configs the options
+    select (or that one model file records), one per batch size in ``sizes``; None when a
+    config records no shapes."""
+    from neuronperf_core import model_index
+
+    if path.suffix == ".json":
+        configs = model_index.filter(
+            model_index.load(path),
+            status="finished",
+            batch_size=sizes,
+            pipeline_size=options.get("pipeline_sizes"),
+            cast_mode=options.get("cast_modes"),
+        )["model_configs"]
+    else:
+        meta = backend.model_meta(path)
+        configs = [dict(meta)] if meta else []
+    by_size: dict[int | None, set[str]] = {}
+    for config in configs:
+        shapes = config.get("input_shapes")
+        if not shapes or any(not isinstance(s, list) for s in shapes):
+            return None
+        dtypes = config.get("input_dtypes") or ["float32"] * len(shapes)
+        for dtype in dtypes:
+            if dtype not in sources.DTYPES:
+                raise UsageError(
+                    f"{path} records the input dtype {dtype}, which random inputs cannot have: "
+                    "give --inputs FILE with arrays of it"
+                )
+        by_size.setdefault(config.get("batch_size"), set()).add(json.dumps([shapes, dtypes]))
+    if not by_size:
+        return None
+    inputs = []
+    for size, kinds in by_size.items():
+        if len(kinds) > 1:
+            raise UsageError(
+                f"the configs of batch size {size} in {path} take different inputs "
+                f"({'; '.join(sorted(kinds))}): give --input-shape or --inputs FILE"
+            )
+        shapes, dtypes = json.loads(kinds.pop())
+        inputs.append(sources.random_inputs([tuple(s) for s in shapes], dtypes, None)[0])
+    if sizes is not None:  # in the order of the batch sizes to run
+        order = list(by_size)
+        inputs = [inputs[order.index(size)] for size in sizes]
+    return inputs
 
 
 def _model_path(text: str, chosen: str | None) -> tuple[Path, Backend, str]:
@@ -274,7 +331,8 @@ def benchmark(
 
     path, backend, name = _model_path(model, backend_name)
     sizes = _batch_sizes(path, options)
-    inputs = _inputs(shapes, dtypes, inputs_file, backend, sizes)
+    recorded = functools.partial(_recorded_inputs, path, backend, sizes, options)
+    inputs = _inputs(shapes, dtypes, inputs_file, backend, sizes, recorded)
     options["batch_sizes"] = sizes
     with _results_file(options, name) as results:
         reports = api.benchmark(backend, str(path), inputs, results_file=results, **options)

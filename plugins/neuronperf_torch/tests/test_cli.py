@@ -111,6 +111,32 @@ def test_compile_benchmark_evaluate_report(cli, index):
     assert out.returncode == 0 and "within noise" in out.stdout
 
 
+EMBEDDING = """
+import torch
+
+
+def tokens():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Flatten(), torch.nn.Linear(24, 2))
+"""
+
+
+@pytest.mark.slow
+def test_benchmark_an_index_with_the_shapes_and_dtypes_it_records(cli):
+    """An index of a model taking int64 token ids is benchmarked without --input-shape: the
+    inputs are random values of the recorded shapes and dtypes (float32 would be refused)."""
+    (cli.cwd / "emb.py").write_text(EMBEDDING)
+    data = cli.json("compile", "emb.py:tokens", "--input-shape", "1x6", "--dtype", "int64",
+                    "--batch-sizes", "1,4", "--device", "cpu", "--out", "m")  # fmt: skip
+    configs = data["model_index"]["model_configs"]
+    assert [c["input_dtypes"] for c in configs] == [["int64"], ["int64"]]
+    runs = cli.json("benchmark", data["index"], "--duration", "0.2", *ONE_CONFIG)
+    assert [(r["batch_size"], r["status"]) for r in runs["reports"]] == [
+        (1, "finished"),
+        (4, "finished"),
+    ]
+
+
 def cli_model() -> Any:
     namespace: dict[str, Any] = {}
     exec(FACTORY, namespace)
