@@ -361,15 +361,21 @@ class BenchmarkOptions:
     )  # fmt: skip
     results_dir: Any = option(
         ".",
-        "folder of the results files, under a new name each run",
+        "folder of the results file (None: write none)",
         _path,
         flag="--output-dir",
     )
     results_file: Any = option(
-        None, "the results file to write (it must not exist yet), instead of a new name in "
-        "the output folder", _path,
+        None, "the results file itself, instead of a new name in results_dir", _path,
         flag="--results-file",
     )  # fmt: skip
+    until_stable: bool = option(
+        False,
+        "measure until the last 3 windows agree (duration is then the maximum)",
+        _bool,
+        flag="--until-stable",
+        commands=BENCHMARK,
+    )
     window_s: float | None = option(
         None, "seconds per stability window (default: a tenth of the run, at most 5)",
         _window, flag="--window", commands=BENCHMARK,

@@ -128,6 +128,7 @@ _MORE_CONFIG_FIELDS = (
     "duration",
     "max_infers",
     "input_idx",
+    "until_stable",
     "stability_pct",
     "warmup_infers",
     "warmup_seconds",

@@ -27,6 +27,7 @@ class BenchmarkConfig:
     instance_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other model-index keys of the config
     # how the timed window is judged and prepared (neuronperf_core.uncertainty)
+    until_stable: bool = False  # stop once the last windows agree; duration is the maximum
     window_s: float | None = None  # seconds per stability window (None: from the run)
     stability_pct: float = 10.0  # how far apart the last windows may be, in percent
     warmup_infers: int = WARMUP_INFERS  # each copy warms up for at least this many calls ...

@@ -297,6 +297,7 @@ def jobs(
                 runner=run.runner,
                 duration=options.duration,
                 max_infers=options.max_infers,
+                until_stable=options.until_stable,
                 window_s=options.window_s,
                 stability_pct=options.stability_pct,
                 warmup_infers=options.warmup_infers,

@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
+from neuronperf_core import uncertainty
 from neuronperf_core.benchmarking import fresh, progress
 from neuronperf_core.benchmarking.results import RawResult
+from neuronperf_core.benchmarking.stability import StableVotes, WindowBoard
 from neuronperf_core.benchmarking.stats import StatsSampler
 from neuronperf_core.benchmarking.worker import (
     NEVER,
@@ -109,14 +111,38 @@ def _deadline(job: Job, start_ns: int) -> int:
 WORKER_SETUP = "neuronperf_worker_setup"
 
 
+def _board(job: Job, start_ns: int, on_stable: Callable[[bool], None]) -> WindowBoard | None:
+    """until_stable: the board a copy's workers post their windows to (None otherwise)."""
+    config = job.config
+    if not config.until_stable or config.duration == 0 or job.evaluating:
+        return None
+    window_s = uncertainty.window_length_s(config.window_s, config.duration) or config.duration
+    minimum = min(config.duration, uncertainty.MIN_VALID_DURATION_S)
+    return WindowBoard(
+        config.workers_per_model,
+        start_ns,
+        int(window_s * 1e9),
+        config.stability_pct / 100,
+        int(minimum * 1e9),
+        on_stable,
+    )
+
+
 def run_workers(
-    job: Job, copy: ModelCopy, rows: Any, stop: Stop, start_ns: int
+    job: Job,
+    copy: ModelCopy,
+    rows: Any,
+    stop: Stop,
+    start_ns: int,
+    on_stable: Callable[[bool], None] = lambda stable: None,
 ) -> list[WorkerResult]:
-    """Run the workers of one copy in threads, all released at ``start_ns``."""
+    """Run the workers of one copy in threads, all released at ``start_ns``; with
+    until_stable, ``on_stable(stable)`` hears whenever the copy's stability changes."""
     per_copy = job.config.workers_per_model
     limits = worker_limits(job)
     n_shards = job.config.n_models * per_copy
     results: list[WorkerResult | BaseException | None] = [None] * per_copy
+    board = _board(job, start_ns, on_stable)
 
     def work(worker_id: int) -> None:
         shard = copy.copy_id * per_copy + worker_id
@@ -127,7 +153,9 @@ def run_workers(
                 setup()  # per-thread runtime state (OpenMP's thread count), before the clock
             while time.perf_counter_ns() < start_ns:  # a shared start, even across processes
                 time.sleep(min(0.001, max(0.0, (start_ns - time.perf_counter_ns()) / 1e9)))
-            results[worker_id] = run_worker(job, copy, worker_id, worker_input, stop, limits[shard])
+            results[worker_id] = run_worker(
+                job, copy, worker_id, worker_input, stop, limits[shard], board
+            )
         except BaseException as exc:
             results[worker_id] = exc
             stop.now()  # one failed worker ends the config for all
@@ -216,10 +244,14 @@ class ThreadsRunner:
         # Events, not Thread.join: a Ctrl-C that interrupts join() can leave a running
         # thread marked as stopped (CPython 3.11), and the results would be read too early.
         done = [threading.Event() for _ in copies]
+        votes = StableVotes(len(copies), stop.now)  # until_stable: stop once all are stable
 
         def run_copy(copy: ModelCopy, copy_done: threading.Event) -> None:
+            def on_stable(stable: bool) -> None:
+                votes.vote(copy.copy_id, stable)
+
             try:
-                outcome.append(run_workers(job, copy, shared, stop, start_ns))
+                outcome.append(run_workers(job, copy, shared, stop, start_ns, on_stable))
             except BaseException as exc:
                 outcome.append(exc)
             finally:
@@ -273,7 +305,14 @@ def copy_life(
         copy = load_copy(job, copy_id)
         send(("ready", calibrate_overhead_ns()))
         start_ns = parent.wait_for_go()
-        workers = run_workers(job, copy, copy_rows(job, copy_id), parent.stop, start_ns)
+        workers = run_workers(
+            job,
+            copy,
+            copy_rows(job, copy_id),
+            parent.stop,
+            start_ns,
+            lambda stable: send(("stable", stable)),  # the parent stops every copy
+        )
         send(("done", copy.info(), workers))
     except BaseException as exc:
         with contextlib.suppress(OSError):  # the parent is gone
@@ -443,8 +482,9 @@ class ProcessRunner:
             for conn in conns:
                 with contextlib.suppress(OSError):  # a copy that died: collected below
                     conn.send(("go", start_ns))
+            votes = StableVotes(len(conns), functools.partial(_send_all, conns, ("stop",)))
             with stopper:  # from here a Ctrl-C stops the copies, which report what they have
-                done = self._collect(conns, processes, {}, job.death_hints)
+                done = self._collect(conns, processes, {}, job.death_hints, on_stable=votes.vote)
         except KeyboardInterrupt:  # while loading, or a second Ctrl-C: nothing to report
             sampler.stop()
             raise
@@ -477,10 +517,12 @@ class ProcessRunner:
         processes: list[Any],
         messages: dict[int, tuple[Any, ...]],
         hints: dict[str, str],
+        on_stable: Callable[[int, bool], None] | None = None,
     ) -> list[tuple[Any, ...]] | Failure:
         """The next message of every child, in copy order, or the first failure (a copy
         that died gets the backend's hint for its signal, ``hints``). ``messages`` fills as
-        they come, so a Ctrl-C loses none already received."""
+        they come, so a Ctrl-C loses none already received. A copy's ("stable", bool) on
+        the way (until_stable) goes to ``on_stable(copy, stable)``."""
         sentinels = [p.sentinel for p in processes]  # None: seen through its pipe alone
         while len(messages) < len(conns):
             waiting = [c for i, c in enumerate(conns) if i not in messages]
@@ -498,11 +540,20 @@ class ProcessRunner:
                 except EOFError:  # it ended without a word (killed, say)
                     processes[index].join()
                     return _death_message(index, processes[index].exitcode, hints)
+                if message[0] == "stable" and on_stable is not None:
+                    on_stable(index, message[1])
+                    continue
                 if message[0] == "error":
                     logger.debug("model copy %d failed:\n%s", index, message[2])
                     return Failure("error", f"model copy {index} failed: {message[1]}")
                 messages[index] = message
         return [messages[i] for i in range(len(conns))]
+
+
+def _send_all(conns: list[Connection], message: tuple[Any, ...]) -> None:
+    for conn in conns:
+        with contextlib.suppress(OSError):  # that copy has already reported and exited
+            conn.send(message)
 
 
 def _serialised(job: Job, serialise: Callable[[Job], Any]) -> Any:

@@ -22,6 +22,7 @@ import numpy as np
 
 from neuronperf_core.benchmarking.config import BenchmarkConfig
 from neuronperf_core.benchmarking.results import PHASES
+from neuronperf_core.benchmarking.stability import WindowBoard
 from neuronperf_core.metrics.base import BaseEvalMetric
 from neuronperf_core.options import WARMUP_INFERS as WARMUP_INFERS  # the default warm-up
 
@@ -153,9 +154,26 @@ class Stop:
 
     def __init__(self, deadline_ns: int) -> None:
         self.at = [deadline_ns]  # a list, so the hot loop reads the live value cheaply
+        # the windows (until_stable) that end when this does, by id: workers link and unlink
+        # their own while another thread may call now()
+        self.linked: dict[int, list[int]] = {}
 
     def now(self) -> None:
         self.at[0] = 0
+        for at in list(self.linked.values()):
+            at[0] = 0
+
+    def window(self, end_ns: int) -> Stop:
+        """A stop at ``end_ns`` or this one's moment, whichever comes first; ``unlink`` it
+        when done."""
+        window = Stop(min(self.at[0], end_ns))
+        self.linked[id(window.at)] = window.at
+        if self.at[0] == 0:  # stopped while linking
+            window.at[0] = 0
+        return window
+
+    def unlink(self, window: Stop) -> None:
+        self.linked.pop(id(window.at), None)
 
 
 @dataclass
@@ -194,6 +212,7 @@ class _Samples:
         self.columns = [np.empty(max(2, capacity), dtype=np.int64) for _ in range(width)]
         self.size = 0
         self.stride = 1
+        self.next_kept = 0  # the next inference whose timestamps are kept
 
     def halve(self) -> None:
         """Keep every other sample (those at multiples of the doubled stride)."""
@@ -208,20 +227,21 @@ class _Samples:
 
 
 def fast_loop(
-    model: Any, model_input: Any, stop: Stop, limit: int, samples: _Samples
+    model: Any, model_input: Any, stop: Stop, limit: int, samples: _Samples, count: int = 0
 ) -> tuple[int, int]:
-    """Call ``model`` on one fixed input until ``stop`` or ``limit``.
+    """Call ``model`` on one fixed input until ``stop`` or ``limit``, counting on from
+    ``count`` inferences already made (a window of until_stable goes on from the last).
 
-    Returns the number of inferences and the end of the last one.
+    Returns the number of inferences and the end of the last one (0 when none ran).
     """
     clock = time.perf_counter_ns
     args = model_input if isinstance(model_input, tuple) else (model_input,)
     starts, ends = samples.columns
     capacity = len(starts)
     stop_at = stop.at
-    count = t1 = 0
+    t1 = 0
     i = samples.size
-    next_kept = 0  # the next inference whose timestamps are kept
+    next_kept = samples.next_kept
     while count < limit:
         t0 = clock()
         model(*args)
@@ -239,6 +259,7 @@ def fast_loop(
         if t1 >= stop_at[0]:
             break
     samples.size = i
+    samples.next_kept = next_kept
     return count, t1
 
 
@@ -250,10 +271,12 @@ def full_loop(
     limit: int,
     samples: _Samples,
     metrics: list[BaseEvalMetric],
+    count: int = 0,
 ) -> tuple[int, int]:
     """Input -> preprocess -> model -> postprocess, each phase timed; scores metrics if any.
 
-    Used for evaluation and whenever pre/postprocess functions are given.
+    Used for evaluation and whenever pre/postprocess functions are given. Counts on from
+    ``count``, as ``fast_loop``.
     """
     clock = time.perf_counter_ns
     preprocess, postprocess = job.preprocess_fn, job.postprocess_fn
@@ -263,9 +286,9 @@ def full_loop(
     c0, c1, c2, c3, c4 = samples.columns
     capacity = len(c0)
     stop_at = stop.at
-    count = t4 = 0
+    t4 = 0
     i = samples.size
-    next_kept = 0
+    next_kept = samples.next_kept
     while count < limit:
         t0 = clock()
         row: Any = next(rows, _END)
@@ -315,6 +338,7 @@ def full_loop(
         if t4 >= stop_at[0]:
             break
     samples.size = i
+    samples.next_kept = next_kept
     return count, t4
 
 
@@ -368,6 +392,36 @@ def copy_rows(job: Job, copy_id: int) -> SharedRows | None:
     return SharedRows(itertools.islice(iter(job.dataset), copy_id, None, job.config.n_models))
 
 
+def _in_windows(
+    timed: Callable[[Stop, int], tuple[int, int]],
+    stop: Stop,
+    limit: int,
+    samples: _Samples,
+    board: WindowBoard,
+) -> tuple[int, int]:
+    """Time window after window, posting each to ``board``, until ``stop`` or ``limit`` (or
+    the rows run out). Returns the inference count and the end of the last one."""
+    count = last_end = window = 0
+    while count < limit and stop.at[0] > last_end:
+        end_ns = board.start_ns + (window + 1) * board.window_ns
+        until = stop.window(end_ns)
+        count, ended = timed(until, count)
+        stop.unlink(until)
+        if not ended:
+            break
+        last_end = ended
+        if last_end < end_ns:  # stopped, at the limit or out of rows: no window to post
+            break
+        ends = samples.columns[-1][: samples.size]
+        starts = samples.columns[0][: samples.size]
+        while board.start_ns + (window + 1) * board.window_ns <= last_end:
+            begin = board.start_ns + window * board.window_ns
+            lo, hi = np.searchsorted(ends, [begin, begin + board.window_ns])
+            board.post(window, int(hi - lo) * samples.stride, ends[lo:hi] - starts[lo:hi])
+            window += 1
+    return count, last_end
+
+
 def calibrate_overhead_ns(samples_capacity: int = CALIBRATION_INFERS) -> float:
     """The harness's own cost per inference: the fast loop around a model that does nothing."""
 
@@ -387,11 +441,13 @@ def run_worker(
     rows: Iterator[Any],
     stop: Stop,
     limit: int,
+    board: WindowBoard | None = None,
 ) -> WorkerResult:
     """One worker's whole timed run on ``copy``.
 
     ``rows``: the worker's own rows (``worker_rows``: a dataset that shards is read shard
     by shard, without a lock), or rows it shares with other workers (``SharedRows``).
+    ``board`` (until_stable): the worker times one window at a time and posts each.
     """
     metrics = [cls(**options) for _, cls, options in job.metrics]
     simple = not job.evaluating and job.preprocess_fn is None and job.postprocess_fn is None
@@ -399,10 +455,16 @@ def run_worker(
     # that holds the whole run never halves.
     capacity = limit if limit <= job.max_samples else job.max_samples - job.max_samples % 2
     samples = _Samples(capacity, 2 if simple else 5)
-    if simple:
-        count, last_end = fast_loop(copy.model, job.model_input, stop, limit, samples)
+
+    def timed(until: Stop, count: int) -> tuple[int, int]:
+        if simple:
+            return fast_loop(copy.model, job.model_input, until, limit, samples, count)
+        return full_loop(job, copy.model, rows, until, limit, samples, metrics, count)
+
+    if board is None:
+        count, last_end = timed(stop, 0)
     else:
-        count, last_end = full_loop(job, copy.model, rows, stop, limit, samples, metrics)
+        count, last_end = _in_windows(timed, stop, limit, samples, board)
     return WorkerResult(
         copy.copy_id, worker_id, count, last_end, samples.stride, samples.stamps(), metrics
     )

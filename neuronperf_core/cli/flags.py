@@ -102,6 +102,7 @@ FLAG_TYPES: Mapping[str, tuple[ParamType, str]] = {
     "cost_per_hour": (NUMBER, "USD"),
     "max_infers": (COUNT, "N"),
     "eval_target_col": (INTEGER, "I"),
+    "until_stable": (SWITCH, ""),
     "window_s": (NUMBER, "S"),
     "stability_pct": (NUMBER, "PCT"),
     "warmup_infers": (WHOLE, "N"),
