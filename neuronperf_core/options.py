@@ -361,12 +361,13 @@ class BenchmarkOptions:
     )  # fmt: skip
     results_dir: Any = option(
         ".",
-        "folder of the results file (None: write none)",
+        "folder of the results files, under a new name each run",
         _path,
         flag="--output-dir",
     )
     results_file: Any = option(
-        None, "the results file itself, instead of a new name in results_dir", _path,
+        None, "the results file to write (it must not exist yet), instead of a new name in "
+        "the output folder", _path,
         flag="--results-file",
     )  # fmt: skip
     until_stable: bool = option(
