@@ -567,7 +567,7 @@ def test_a_full_output_disk_is_one_line_not_a_traceback(
                      "--output-dir", str(full_disk))  # fmt: skip
     assert result.returncode in (1, 2), result.stderr
     assert "Traceback" not in result.stderr
-    assert f"cannot write {full_disk}" in result.stderr
+    assert "cannot write" in result.stderr and str(full_disk) in result.stderr
     assert "No space left on device" in result.stderr and ".tmp" not in result.stderr
 
 
