@@ -106,7 +106,7 @@ def compile(backend: Backend, model: Any, inputs: Any, **kwargs: Any) -> str:
                     **{"device_type": plan.device_type, **plan.index_fields, **extra},
                 )
                 first = index is None
-                index = entry if first else model_index.append(index, entry)
+                index = entry if index is None else model_index.append(index, entry)
                 written = model_index.save(index, index_file)  # may add ".json"
                 if first:  # once, where a script's user would otherwise not look
                     message = f"compiling {name}; model index: {Path(written).absolute()}"

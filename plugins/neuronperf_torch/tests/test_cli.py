@@ -83,6 +83,13 @@ def test_demo_quick_writes_every_file(cli):
     evaluation = json.loads(files["evaluation"].read_text())
     assert all(r["accuracy"] > 0.85 for r in evaluation)
     assert all(files[k].parent.parent == cli.cwd for k in ("json", "plot"))
+    # a second run keeps the first's results: the two compare, config by config
+    second = cli.json("demo", "--quick", "--output-dir", "demo")["files"]
+    assert Path(second["json"]) != files["json"] and files["json"].is_file()
+    compared = cli.run("report", str(files["json"]), second["json"])
+    assert compared.returncode == 0, compared.stderr
+    rows = [line for line in compared.stdout.splitlines() if line.startswith("b")]
+    assert len(rows) == 6  # every config of the first run matched in the second
 
 
 @pytest.mark.slow
@@ -117,7 +124,8 @@ import torch
 
 def tokens():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Flatten(), torch.nn.Linear(24, 2))
+    layers = [torch.nn.Embedding(10, 4), torch.nn.Flatten(), torch.nn.Linear(24, 2)]
+    return torch.nn.Sequential(*layers)
 """
 
 

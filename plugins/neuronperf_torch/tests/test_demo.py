@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,26 +62,29 @@ def test_quick_demo_writes_reports_evaluation_and_plot(quick_run: DemoRun) -> No
     assert result["test_accuracy"] > 0.9
     files = result["files"]
     assert set(files) == {"json", "csv", "plot", "index", "evaluation"}
+    stamp = r"\d{8}-\d{6}(-\d+)?"
     for name, expected in [
-        ("json", "demo.results.json"),
-        ("csv", "demo.results.csv"),
-        ("plot", "demo.png"),
-        ("index", "demo.index.json"),
-        ("evaluation", "demo.evaluation.json"),
+        ("json", rf"digits_mlp\.results-{stamp}\.json"),
+        ("csv", rf"digits_mlp\.results-{stamp}\.csv"),
+        ("plot", rf"digits_mlp\.results-{stamp}\.png"),
+        ("index", r"demo\.index\.json"),
+        ("evaluation", rf"digits_mlp\.evaluation-{stamp}\.json"),
     ]:
-        assert Path(files[name]).is_absolute() and Path(files[name]) == out / expected
+        assert Path(files[name]).is_absolute() and Path(files[name]).parent == out
+        assert re.fullmatch(expected, Path(files[name]).name), files[name]
+    assert len({Path(files[k]).stem.split("-", 1)[1] for k in ("json", "evaluation")}) == 1
 
-    reports = json.loads((out / "demo.results.json").read_text())
+    reports = json.loads(Path(files["json"]).read_text())
     assert len(reports) == len(QUICK_PLAN) and plan_of(reports) == QUICK_PLAN
     for report in reports:
         assert report["status"] == "finished", report["error"]
         assert report["device_type"] == "cpu" and report["throughput_avg"] > 0
     assert reports == result["benchmark"]
-    with open(out / "demo.results.csv", newline="") as f:
+    with open(files["csv"], newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(QUICK_PLAN) and {r["status"] for r in rows} == {"finished"}
 
-    evaluation = json.loads((out / "demo.evaluation.json").read_text())
+    evaluation = json.loads(Path(files["evaluation"]).read_text())
     assert evaluation == result["evaluation"]
     assert sorted(r["batch_size"] for r in evaluation) == [1, 8, 32]
     for report in evaluation:
@@ -92,7 +96,7 @@ def test_quick_demo_writes_reports_evaluation_and_plot(quick_run: DemoRun) -> No
         assert 0.85 < report["precision_macro"] <= 1
         assert report["accuracy"] <= report["topk_3"] <= 1
 
-    assert (out / "demo.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert Path(files["plot"]).read_bytes().startswith(PNG_SIGNATURE)
     configs = model_index.load(files["index"])["model_configs"]
     assert [(c["batch_size"], c["status"]) for c in configs] == [
         (1, "finished"),
@@ -122,6 +126,10 @@ def test_a_second_run_reads_the_cache_and_replaces_the_models(quick_run: DemoRun
     }
     assert not old_models & new_models
     assert {str(p) for p in (quick_run.output_dir / "models").iterdir()} == new_models
+    # each run's results under their own names: the first run's are still there
+    for kind in ("json", "csv", "plot", "evaluation"):
+        assert first["files"][kind] != second["files"][kind]
+        assert Path(first["files"][kind]).is_file() and Path(second["files"][kind]).is_file()
 
 
 @pytest.mark.slow

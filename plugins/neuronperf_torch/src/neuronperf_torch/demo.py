@@ -8,13 +8,15 @@ Training is seeded, on a fixed stratified split: 448 held-out records (a quarter
 Its weights are cached (a ``state_dict`` read back with ``weights_only=True``) under a
 name that changes with the architecture or the training recipe.
 
-Written into ``output_dir``:
+Written into ``output_dir``, each run's results under new names (``STAMP`` is the run's
+``YYYYmmdd-HHMMSS``), so two runs compare with ``neuronperf report OLD.json NEW.json``:
 
-- ``demo.index.json`` and ``models/``: the model compiled for batch sizes 1, 8 and 32;
-- ``demo.results.json`` and ``demo.results.csv``: the benchmark reports, one per config;
-- ``demo.evaluation.json``: the evaluation reports (one per batch size) with accuracy,
-  ``precision_macro`` and ``topk_3`` on the held-out records;
-- ``demo.png``: the benchmark reports plotted (``neuronperf_core.plots``).
+- ``demo.index.json`` and ``models/``: the model compiled for batch sizes 1, 8 and 32
+  (replaced each run);
+- ``digits_mlp.results-STAMP.json`` and ``.csv``: the benchmark reports, one per config;
+- ``digits_mlp.evaluation-STAMP.json``: the evaluation reports (one per batch size) with
+  accuracy, ``precision_macro`` and ``topk_3`` on the held-out records;
+- ``digits_mlp.results-STAMP.png``: the benchmark reports plotted (``neuronperf_core.plots``).
 
 ``quick=True`` (for CI) runs one ``n_models``, 0.4 s per config, with the model copies as
 threads of this process: a fresh interpreter per copy costs about 2 s per config on a
@@ -333,9 +335,9 @@ def demo(
 
     import torch
 
-    from neuronperf_core import api
+    from neuronperf_core import api, files
     from neuronperf_core.plots import PlotError, plot_reports
-    from neuronperf_core.reporting import write_csv, write_json
+    from neuronperf_core.reporting import write_csv
     from neuronperf_torch.backend import TorchBackend
     from neuronperf_torch.datafiles import dataset_from_arrays
 
@@ -373,20 +375,27 @@ def demo(
         device_type=device,
         verbosity=verbosity,
     )
-    run_kwargs: dict[str, Any] = {"results_dir": None, "verbosity": verbosity}
+    run_kwargs: dict[str, Any] = {"verbosity": verbosity}
     if quick:
         run_kwargs["multiprocess"] = False
-    benchmark = api.benchmark(
-        backend,
-        index,
-        examples,
-        duration=QUICK_DURATION if quick else FULL_DURATION,
-        n_models=n_models,
-        workers_per_model=WORKERS,
-        **run_kwargs,
-    )
-    json_file = write_json(benchmark, folder / "demo.results.json")
-    csv_file = write_csv(benchmark, folder / "demo.results.csv")
+    # A new name each run: the engine says where, and rewrites it after every config.
+    json_file = files.results_path(folder, None, MODEL_NAME)
+    assert json_file is not None  # a folder was given
+    try:
+        benchmark = api.benchmark(
+            backend,
+            index,
+            examples,
+            duration=QUICK_DURATION if quick else FULL_DURATION,
+            n_models=n_models,
+            workers_per_model=WORKERS,
+            results_file=json_file,
+            **run_kwargs,
+        )
+    finally:
+        files.release(json_file)  # the name taken, if no report replaced it
+    csv_file = write_csv(benchmark, json_file.with_suffix(".csv"))
+    stamp = json_file.stem.removeprefix(f"{MODEL_NAME}.results-")
     for report in benchmark:
         if report.get("status") != "finished":
             logger.warning(
@@ -397,10 +406,18 @@ def demo(
                 report.get("status"),
                 report.get("error"),
             )
-    evaluation = api.evaluate(
-        backend, index, dataset_from_arrays([x_test, y_test]), metrics=METRICS, **run_kwargs
-    )
-    evaluation_file = write_json(evaluation, folder / "demo.evaluation.json")
+    evaluation_file = folder / f"{MODEL_NAME}.evaluation-{stamp}.json"
+    try:
+        evaluation = api.evaluate(
+            backend,
+            index,
+            dataset_from_arrays([x_test, y_test]),
+            metrics=METRICS,
+            results_file=evaluation_file,
+            **run_kwargs,
+        )
+    finally:
+        files.release(evaluation_file)
     for report in evaluation:
         values = ", ".join(f"{m} {report.get(m)}" for m in METRICS)
         logger.info("evaluation at batch size %s: %s", report.get("batch_size"), values)
@@ -409,12 +426,11 @@ def demo(
     try:
         plot_file = plot_reports(
             benchmark,
-            folder / "demo.png",
+            json_file.with_suffix(".png"),
             title=f"neuronperf demo: {MODEL_NAME} on {device}, digits",
         )
     except PlotError as exc:
         logger.warning("no plot: %s", exc)
-        (folder / "demo.png").unlink(missing_ok=True)  # not an earlier run's plot
         plot_file = None
     return {
         "device_type": device,
