@@ -3,9 +3,14 @@
 ``plot_reports`` draws only configs whose status is "finished" and that have
 ``throughput_avg``, ``latency_ms_p50`` and ``latency_ms_p99``:
 
-- left, "which config do I deploy": ``throughput_avg`` (y) against latency (x,
-  ms); each config is a filled marker at its p50 latency and a hollow one at its
-  p99, joined by a thin line, labelled with ``config_label``.
+- left, "which config do I deploy": average throughput (y, inferences per second)
+  against latency (x, ms); each config is a filled marker at its p50 latency and a
+  hollow one at its p99, joined by a thin line. Configs that differ only in batch
+  size share a colour and a solid line (in order of batch size), and configs that
+  differ only in copies (``n_models``) a dashed one, so how throughput scales is
+  seen at a glance; the legend names each colour's config less its batch size, and
+  each point is labelled with its batch size ("b8"), placed where it overlaps no
+  other label.
 - right: each config's latency percentiles as one row: a thin line from p0 to
   p100, a thick bar from p50 to p99, a tick at p50. These are the percentiles
   the report holds, not a histogram of the samples.
@@ -27,7 +32,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from neuronperf_core.errors import NeuronPerfError
 from neuronperf_core.files import atomic_write
@@ -35,6 +40,8 @@ from neuronperf_core.report_fields import PERCENTILES, config_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import Bbox
 
 __all__ = [
     "DPI",
@@ -97,18 +104,7 @@ def plot_reports(
     except ImportError as e:
         raise PlotError(_INSTALL_HINT) from e
 
-    labels = _distinct_labels([report for report, _ in kept])
-    values = [v for _, v in kept]
-    figure = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)  # attaches itself: savefig renders with Agg, no pyplot
-    throughput_axes, percentile_axes = figure.subplots(1, 2)
-    _draw_throughput_latency(throughput_axes, labels, values)
-    _draw_percentiles(percentile_axes, labels, values)
-    if title is None:
-        title = _default_title([report for report, _ in kept])
-    if title:
-        figure.suptitle(title)
-
+    figure = _figure(kept, title, Figure, FigureCanvasAgg)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     try:
@@ -116,6 +112,31 @@ def plot_reports(
     except OSError as exc:  # a folder of that name, no permission, a full disk
         raise PlotError(f"cannot write the plot to {path}: {exc.strerror or exc}") from exc
     return os.fspath(filename)
+
+
+def _figure(
+    kept: Sequence[tuple[Mapping[str, Any], dict[str, float]]],
+    title: str | None,
+    figure_class: type[Figure],
+    canvas_class: Any,
+) -> Figure:
+    """The figure of the configs to draw, laid out, its point labels placed."""
+    reports = [report for report, _ in kept]
+    labels = _distinct_labels(reports)
+    values = [v for _, v in kept]
+    figure = figure_class(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    canvas_class(figure)  # attaches itself: savefig renders with Agg, no pyplot
+    throughput_axes, percentile_axes = figure.subplots(1, 2)
+    colours = _series_colours(reports)
+    points = _draw_throughput_latency(throughput_axes, reports, labels, values, colours)
+    _draw_percentiles(percentile_axes, labels, values, colours)
+    if title is None:
+        title = _default_title(reports)
+    if title:
+        figure.suptitle(title)
+    figure.draw_without_rendering()  # the layout, so that labels are placed where they land
+    _place_labels(throughput_axes, points)
+    return figure
 
 
 # ---------------------------------------------------------------- data
@@ -188,59 +209,157 @@ def _log_scale_fits(latencies: Sequence[float]) -> bool:
 # ---------------------------------------------------------------- drawing
 
 
-def _draw_throughput_latency(
-    axes: Axes, labels: Sequence[str], values: Sequence[Mapping[str, float]]
-) -> None:
-    from matplotlib.lines import Line2D
+# The key fields of a config; configs alike in all but one of them lie on one line.
+_KEY_FIELDS = (
+    "model_name", "device_type", "cast_mode", "pipeline_size", "workers_per_model",
+    "n_models", "batch_size",
+)  # fmt: skip
+# The fields lines are drawn along, and how: batch size solid in the series colour,
+# copies dashed in grey.
+_ALONG: dict[str, Literal["-", "--"]] = {"batch_size": "-", "n_models": "--"}
+_ALONG_WORDS = {"batch_size": "batch size grows", "n_models": "copies grow"}
+# Where a point's label may go, in points from the point: right, above, left, below, ...
+_LABEL_SPOTS = (
+    (5, 4, "left", "bottom"), (5, -4, "left", "top"), (-5, 4, "right", "bottom"),
+    (-5, -4, "right", "top"), (0, 8, "center", "bottom"), (0, -8, "center", "top"),
+    (9, 0, "left", "center"), (-9, 0, "right", "center"), (12, 12, "left", "bottom"),
+    (-12, -12, "right", "top"), (12, -12, "left", "top"), (-12, 12, "right", "bottom"),
+)  # fmt: skip
 
-    colours = _colours(len(labels))
+
+def _alike(report: Mapping[str, Any], but: str) -> tuple[str, ...]:
+    return tuple(str(report.get(f)) for f in _KEY_FIELDS if f != but)
+
+
+def _series_colours(reports: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """One colour per series (configs alike but for their batch size), in order of first
+    appearance."""
+    series = list(dict.fromkeys(_alike(r, "batch_size") for r in reports))
+    palette = _colours(len(series))
+    return [palette[series.index(_alike(r, "batch_size"))] for r in reports]
+
+
+def _draw_throughput_latency(
+    axes: Axes,
+    reports: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    values: Sequence[Mapping[str, float]],
+    colours: Sequence[Any],
+) -> list[tuple[float, float, str, Any]]:
+    """Draw the left panel; the points to label: (p50, throughput, label, colour)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    handles: dict[str, Any] = {}
+    for field, style in _ALONG.items():  # the lines first: the markers sit on them
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, r in enumerate(reports):
+            groups.setdefault(_alike(r, field), []).append(i)
+        for members in groups.values():
+            if len({reports[i].get(field) for i in members}) < 2:
+                continue
+            members = sorted(members, key=lambda i: reports[i].get(field) or 0)
+            colour = colours[members[0]] if field == "batch_size" else "grey"
+            xs = [values[i]["latency_ms_p50"] for i in members]
+            ys = [values[i]["throughput_avg"] for i in members]
+            axes.plot(xs, ys, linestyle=style, color=colour, linewidth=1.2, alpha=0.8, zorder=1)
+            handles[field] = Line2D(
+                [], [], color="grey", linestyle=style, label=_ALONG_WORDS[field]
+            )
+    series: dict[str, Any] = {}
+    points = []
     for label, v, colour in zip(labels, values, colours, strict=True):
         y = v["throughput_avg"]
         p50, p99 = v["latency_ms_p50"], v["latency_ms_p99"]
-        axes.plot([p50, p99], [y, y], color=colour, linewidth=0.8)
-        axes.plot([p50], [y], marker="o", markersize=7, color=colour, linestyle="none")
+        axes.plot([p50, p99], [y, y], color=colour, linewidth=0.6, alpha=0.6, zorder=2)
+        axes.plot([p50], [y], marker="o", markersize=7, color=colour, linestyle="none", zorder=3)
         axes.plot(
-            [p99],
-            [y],
-            marker="o",
-            markersize=7,
-            markerfacecolor="none",
-            markeredgecolor=colour,
-            linestyle="none",
-        )
-        axes.annotate(
-            label, (p50, y), xytext=(4, 5), textcoords="offset points", fontsize=8, color=colour
-        )
+            [p99], [y], marker="o", markersize=7, markerfacecolor="none",
+            markeredgecolor=colour, linestyle="none", zorder=3,
+        )  # fmt: skip
+        batch, _, rest = label.partition(" ")
+        series.setdefault(rest or label, colour)
+        points.append((p50, y, batch if rest else label, colour))
     if _log_scale_fits([x for v in values for x in (v["latency_ms_p50"], v["latency_ms_p99"])]):
         axes.set_xscale("log")
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    axes.set_ylim(bottom=0)
     axes.set_xlabel("latency (ms)")
-    axes.set_ylabel("throughput_avg (inferences/s)")
+    axes.set_ylabel("average throughput (inferences per second)")
     axes.set_title("Throughput against latency, per config")
     axes.grid(True, alpha=0.3)
+    legend = [
+        *(Line2D([], [], color=c, marker="o", label=name) for name, c in series.items()),
+        Line2D([], [], marker="o", color="grey", linestyle="none", label="p50 latency"),
+        Line2D(
+            [], [], marker="o", color="grey", markerfacecolor="none", linestyle="none",
+            label="p99 latency",
+        ),
+        *handles.values(),
+    ]  # fmt: skip
     axes.legend(
-        handles=[
-            Line2D([], [], marker="o", color="grey", linestyle="none", label="p50 latency"),
-            Line2D(
-                [],
-                [],
-                marker="o",
-                color="grey",
-                markerfacecolor="none",
-                linestyle="none",
-                label="p99 latency",
-            ),
-        ],
-        loc="best",
+        handles=legend,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),  # below the axes: inside, it would hide points
+        ncols=min(4, len(legend)),
         fontsize=8,
     )
+    return points
+
+
+def _place_labels(axes: Axes, points: Sequence[tuple[float, float, str, Any]]) -> None:
+    """Label each point where its label overlaps no label placed before it, no marker and
+    stays inside the axes; where no spot is free, the one that overlaps least."""
+    renderer = axes.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = axes.get_window_extent(renderer)
+    to_display = axes.transData.transform
+    half = 4.0 * axes.figure.dpi / 72  # a marker's half width, in pixels
+    taken = []
+    for x, y in (to_display((px, py)) for px, py, _, _ in points):
+        taken.append(_box(x - half, y - half, x + half, y + half))
+    for px, py, text, colour in points:
+        best: tuple[float, Any] | None = None
+        for dx, dy, ha, va in _LABEL_SPOTS:
+            note = axes.annotate(
+                text, (px, py), xytext=(dx, dy), textcoords="offset points",
+                ha=ha, va=va, fontsize=8, color=colour, annotation_clip=False,
+            )  # fmt: skip
+            note.set_in_layout(False)  # placed after the layout: it must not move it
+            box = note.get_window_extent(renderer).expanded(1.3, 1.3)  # a little space
+            cost = sum(_overlap(box, other) for other in taken)
+            cost += box.width * box.height - _overlap(box, frame)  # outside the axes
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, note)
+            else:
+                note.remove()
+            if cost == 0:
+                break
+        assert best is not None
+        taken.append(best[1].get_window_extent(renderer).expanded(1.3, 1.3))
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> Bbox:
+    from matplotlib.transforms import Bbox
+
+    return Bbox([[x0, y0], [x1, y1]])
+
+
+def _overlap(a: Bbox, b: Bbox) -> float:
+    width = float(min(a.x1, b.x1) - max(a.x0, b.x0))
+    height = float(min(a.y1, b.y1) - max(a.y0, b.y0))
+    return max(0.0, width) * max(0.0, height)
 
 
 def _draw_percentiles(
-    axes: Axes, labels: Sequence[str], values: Sequence[Mapping[str, float]]
+    axes: Axes,
+    labels: Sequence[str],
+    values: Sequence[Mapping[str, float]],
+    colours: Sequence[Any],
 ) -> None:
     from matplotlib.lines import Line2D
 
-    colours = _colours(len(labels))
     shown: list[float] = []
     for row, (v, colour) in enumerate(zip(values, colours, strict=True)):
         p50, p99 = v["latency_ms_p50"], v["latency_ms_p99"]

@@ -129,6 +129,64 @@ def test_writes_a_png_of_the_documented_size(matplotlib: Any, tmp_path: Path) ->
     assert plot_reports(reports, str(target)) == str(target)  # str filenames too
 
 
+def figure_of(reports: list[dict[str, Any]]) -> Any:
+    """The figure plot_reports would save, to look into."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    kept = [row for i, r in enumerate(reports) if (row := plots._row(r, i)) is not None]
+    return plots._figure(kept, None, Figure, FigureCanvasAgg)
+
+
+def sweep() -> list[dict[str, Any]]:
+    """Batch sizes 1, 8, 32 x copies 1, 2 x workers 1, 2, the small batches crowded
+    together near the origin as a tiny model's are."""
+    return [
+        report(
+            batch_size=b, n_models=n, workers_per_model=w,
+            throughput_avg=30000.0 * b**0.3 * n * (1 + 0.1 * w),
+            latency_ms_p50=0.015 + 0.0003 * b + 0.0001 * w,
+            latency_ms_p99=0.03 + 0.02 * b, latency_ms_p100=0.5,
+        )
+        for b in (1, 8, 32) for n in (1, 2) for w in (1, 2)
+    ]  # fmt: skip
+
+
+def test_throughput_axis_says_what_and_in_which_unit(matplotlib: Any) -> None:
+    throughput_axes = figure_of(sweep()).axes[0]
+    assert throughput_axes.get_ylabel() == "average throughput (inferences per second)"
+    assert throughput_axes.get_xlabel() == "latency (ms)"
+
+
+def test_lines_join_configs_that_differ_in_batch_size_or_copies(matplotlib: Any) -> None:
+    throughput_axes = figure_of(sweep()).axes[0]
+    lines = [line for line in throughput_axes.get_lines() if len(line.get_xdata()) >= 2]
+    solid = [line for line in lines if line.get_linestyle() == "-" and line.get_linewidth() > 1]
+    dashed = [line for line in lines if line.get_linestyle() == "--"]
+    assert len(solid) == 4 and all(len(line.get_xdata()) == 3 for line in solid)  # n x w
+    assert len(dashed) == 6 and all(len(line.get_xdata()) == 2 for line in dashed)  # b x w
+    # a batch-size line runs through its configs in order of batch size
+    (first,) = [line for line in solid if line.get_ydata()[0] == sweep()[0]["throughput_avg"]]
+    assert list(first.get_ydata()) == [r["throughput_avg"] for r in sweep()[:12:4]]
+    legend = [t.get_text() for t in throughput_axes.get_legend().get_texts()]
+    assert {"n1 w1", "n2 w2", "batch size grows", "copies grow"} <= set(legend)
+
+
+def test_point_labels_do_not_overlap(matplotlib: Any) -> None:
+    figure = figure_of(sweep())
+    renderer = figure.canvas.get_renderer()
+    notes = [t for t in figure.axes[0].texts if t.get_text().startswith("b")]
+    assert sorted(t.get_text() for t in notes) == sorted(["b1", "b8", "b32"] * 4)
+    boxes = [t.get_window_extent(renderer) for t in notes]
+    overlapping = [
+        (notes[i].get_text(), notes[j].get_text())
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if plots._overlap(boxes[i], boxes[j]) > 0
+    ]
+    assert overlapping == []
+
+
 def test_reports_without_optional_percentiles_still_plot(matplotlib: Any, tmp_path: Path) -> None:
     minimal = report(
         latency_ms_p0=None, latency_ms_p90=None, latency_ms_p95=None, latency_ms_p100=None
