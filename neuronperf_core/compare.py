@@ -7,14 +7,26 @@ A config that did not finish in either run is kept with its statuses, without
 ratios.
 
 For each config finished in both runs, each metric of ``METRICS`` that both
-reports hold gets the ratio new / old and a verdict: "better", "worse" or
-"within noise". Throughput is better higher, latency better lower.
+reports hold gets the ratio new / old, the change in percent with its 95 % interval,
+whether the change is significant, and a verdict: "better", "worse" or "within
+noise". Throughput is better higher, latency better lower.
 
-The noise band is a fixed threshold the user sets (``noise_pct``, default 5): a
-change of at most ``noise_pct`` percent (|ratio - 1| <= noise_pct / 100, edge
-included) is "within noise". Reports hold percentiles, not the samples, so no
-significance test is possible from them; rerun both sides to learn how much a
-figure moves by chance on your machine and set ``noise_pct`` from that.
+Significance (``uncertainty.log_change_halfwidth``): each report keeps its per-window
+throughput and latency percentiles and its latency histogram. The interval of a change
+is the larger of Welch's t on the two runs' per-window values (logs) and, for a latency
+percentile, the two runs' order-statistic intervals from their histograms, combined; a
+change is significant when its interval excludes 0. Reports without windows or
+histograms (written before neuronperf kept them, or too short for 3 windows) give no
+interval: ``significant`` is None.
+
+A change is "better" or "worse" when it is larger than the noise band
+(``noise_pct``, default 5: |ratio - 1| > noise_pct / 100, the edge inside) and
+significant (or untestable); otherwise "within noise".
+
+``Comparison.gate(pct, statistics)`` is the regression gate: a config fails when one of
+the chosen statistics (``GATE_STATISTICS``: throughput, p50, p90, p95, p99) got slower
+by more than ``pct`` percent and the change is significant (or cannot be tested), or
+when it finished in the old run and not in the new one, or is missing from it.
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ __all__ = [
     "CompareError",
     "Comparison",
     "ConfigComparison",
+    "Gate",
+    "GateFailure",
     "MetricChange",
     "UnmatchedConfig",
     "Verdict",
@@ -60,7 +74,23 @@ METRICS: Final[tuple[str, ...]] = (
 )
 """The compared metrics; only ``throughput_avg`` is better higher."""
 
+GATE_STATISTICS: Final[Mapping[str, str]] = {
+    "throughput": "throughput_avg",
+    "p50": "latency_ms_p50",
+    "p90": "latency_ms_p90",
+    "p95": "latency_ms_p95",
+    "p99": "latency_ms_p99",
+}
+"""The statistics ``Comparison.gate`` can gate on, and their report fields."""
+
+DEFAULT_GATE: Final[tuple[str, ...]] = ("throughput", "p50")
+"""p99 is left out by default: it is the noisiest figure (the table shows it)."""
+
 Verdict = Literal["better", "worse", "within noise"]
+
+# where each metric's per-window values are in a report's "windows", and its quantile
+_WINDOW_KEYS = {"throughput_avg": "throughput"}
+_QUANTILES = {f"latency_ms_p{p}": p / 100 for p in (50, 90, 95, 99)}
 
 _OPTIONAL_KEY_FIELDS = ("cast_mode",)
 _HIGHER_IS_BETTER = frozenset({"throughput_avg"})
@@ -73,13 +103,33 @@ class CompareError(NeuronPerfError, ValueError):
 
 @dataclass(frozen=True)
 class MetricChange:
-    """One metric of one config in both runs. ``ratio`` is new / old (None when old is 0)."""
+    """One metric of one config in both runs. ``ratio`` is new / old (None when old is 0);
+    ``change_pct`` is (ratio - 1) in percent, ``interval_pct`` its 95 % interval (None
+    when it cannot be told), ``significant`` whether that interval excludes 0 (None:
+    untestable)."""
 
     metric: str
     old: float
     new: float
     ratio: float | None
     verdict: Verdict
+    interval_pct: tuple[float, float] | None = None
+    significant: bool | None = None
+
+    @property
+    def change_pct(self) -> float | None:
+        return None if self.ratio is None else (self.ratio - 1.0) * 100.0
+
+    def describe(self) -> str:
+        """ "+12.3% (95% interval +8.1% to +16.5%)", or "(untested)" without an interval."""
+        if self.change_pct is None:
+            return f"{self.old:g} -> {self.new:g}"
+        interval = (
+            f"95% interval {self.interval_pct[0]:+.1f}% to {self.interval_pct[1]:+.1f}%"
+            if self.interval_pct is not None
+            else "no interval: the reports hold no windows or histograms to test it on"
+        )
+        return f"{self.change_pct:+.1f}% ({interval})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +137,9 @@ class MetricChange:
             "old": self.old,
             "new": self.new,
             "ratio": self.ratio,
+            "change_pct": self.change_pct,
+            "interval_pct": None if self.interval_pct is None else list(self.interval_pct),
+            "significant": self.significant,
             "verdict": self.verdict,
         }
 
@@ -163,27 +216,28 @@ class Comparison:
     only_new: tuple[UnmatchedConfig, ...]
     noise_pct: float
 
-    def slower(self, pct: float) -> list[ConfigComparison]:
-        """Configs finished in both runs whose ``throughput_avg`` fell by more than ``pct``
-        percent or whose ``latency_ms_p50`` rose by more than ``pct`` percent, and configs
-        that finished in the old run but not in the new one (failed there: the worst
-        slowdown).
-
-        Meant as a gate (CI: fail when this is not empty). p99 is deliberately not part
-        of it: it is the noisiest figure; the table shows it.
-        """
+    def gate(self, pct: float, statistics: Sequence[str] = DEFAULT_GATE) -> Gate:
+        """The regression gate (CI: fail unless ``passed``): per config, the chosen
+        ``statistics`` (keys of ``GATE_STATISTICS``) that got slower by more than ``pct``
+        percent with a significant change (or one that cannot be tested), a config that
+        finished in the old run but not in the new one (the worst slowdown), and the
+        configs missing from the new run."""
         _check_pct(pct, "pct")
-        out = []
+        chosen = check_gate(statistics)
+        configs = []
         for row in self.rows:
+            failures: list[GateFailure] = []
             if row.old_status == "finished" and row.new_status != "finished":
-                out.append(row)
-                continue
-            throughput, p50 = row.change("throughput_avg"), row.change("latency_ms_p50")
-            if (throughput is not None and _moved(throughput.old, throughput.new, pct) < 0) or (
-                p50 is not None and _moved(p50.old, p50.new, pct) > 0
-            ):
-                out.append(row)
-        return out
+                failures.append(GateFailure(row.label, None, None, f"did not finish: {row.status}"))
+            for name in chosen:
+                change = row.change(GATE_STATISTICS[name])
+                if change is not None and _slower(change, pct):
+                    failures.append(
+                        GateFailure(row.label, name, change, f"slower by more than {pct:g}%")
+                    )
+            configs.append((row, tuple(failures)))
+        missing = tuple(u for u in self.only_old if u.status == "finished")
+        return Gate(float(pct), chosen, tuple(configs), missing)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (ratios None where undefined)."""
@@ -194,6 +248,93 @@ class Comparison:
             "only_old": [u.to_dict() for u in self.only_old],
             "only_new": [u.to_dict() for u in self.only_new],
         }
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """Why one config fails the gate: a statistic's change (``statistic`` None when the
+    config itself stopped finishing)."""
+
+    label: str
+    statistic: str | None
+    change: MetricChange | None
+    reason: str
+
+    def message(self) -> str:
+        """ "b8 n1 w1: p50 +12.3% (95% interval +8.1% to +16.5%): slower by more than 5%,
+        significant" """
+        if self.change is None or self.statistic is None:
+            return f"{self.label}: {self.reason}"
+        tested = {True: ", significant", False: "", None: " (untested)"}[self.change.significant]
+        return f"{self.label}: {self.statistic} {self.change.describe()}: {self.reason}{tested}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "statistic": self.statistic,
+            "reason": self.reason,
+            "change": None if self.change is None else self.change.to_dict(),
+            "message": self.message(),
+        }
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate's verdict per config (in the old run's order) and overall."""
+
+    pct: float
+    statistics: tuple[str, ...]
+    configs: tuple[tuple[ConfigComparison, tuple[GateFailure, ...]], ...]
+    missing: tuple[UnmatchedConfig, ...]
+
+    @property
+    def failures(self) -> list[GateFailure]:
+        return [f for _, failures in self.configs for f in failures]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and not self.missing
+
+    def messages(self) -> list[str]:
+        return [f.message() for f in self.failures] + [
+            f"{u.label}: missing from the new run" for u in self.missing
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pct": self.pct,
+            "statistics": list(self.statistics),
+            "pass": self.passed,
+            "configs": [
+                {
+                    "label": row.label,
+                    "key": dict(zip(KEY_FIELDS, row.key, strict=True)),
+                    "pass": not failures,
+                    "failures": [f.to_dict() for f in failures],
+                }
+                for row, failures in self.configs
+            ],
+            "missing": [u.to_dict() for u in self.missing],
+        }
+
+
+def check_gate(statistics: Sequence[str] | str) -> tuple[str, ...]:
+    """The gate's statistics checked (a list, or "throughput,p50,p99")."""
+    names = statistics.split(",") if isinstance(statistics, str) else list(statistics)
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in GATE_STATISTICS]
+    if unknown or not names:
+        raise CompareError(
+            f"gate statistics {', '.join(map(repr, unknown)) or '(none)'} unknown: choose "
+            f"from {', '.join(GATE_STATISTICS)}, e.g. throughput,p50,p99."
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def _slower(change: MetricChange, pct: float) -> bool:
+    """Slower by more than ``pct`` percent, and significantly so (or untestable)."""
+    moved = _moved(change.old, change.new, pct)
+    worse = moved < 0 if change.metric in _HIGHER_IS_BETTER else moved > 0
+    return worse and change.significant is not False
 
 
 # ---------------------------------------------------------------- comparing
@@ -332,12 +473,50 @@ def _changes(
         o, n = _number(old.get(metric), metric), _number(new.get(metric), metric)
         if o is None or n is None:
             continue
-        moved = _moved(o, n, noise_pct)
+        interval, significant = _interval(old, new, metric, o, n)
+        moved = _moved(o, n, noise_pct) if significant is not False else 0
         if metric not in _HIGHER_IS_BETTER:
             moved = -moved
         verdict: Verdict = "better" if moved > 0 else "worse" if moved < 0 else "within noise"
-        out.append(MetricChange(metric, o, n, n / o if o != 0 else None, verdict))
+        ratio = n / o if o != 0 else None
+        out.append(MetricChange(metric, o, n, ratio, verdict, interval, significant))
     return tuple(out)
+
+
+def _interval(
+    old: Mapping[str, Any], new: Mapping[str, Any], metric: str, o: float, n: float
+) -> tuple[tuple[float, float] | None, bool | None]:
+    """The 95 % interval of the change in percent, and whether it excludes 0."""
+    from neuronperf_core import uncertainty
+    from neuronperf_core.histogram import HistogramError
+
+    if o <= 0 or n <= 0:
+        return None, None
+    key = _WINDOW_KEYS.get(metric, metric)
+    old_windows, new_windows = (_windows(r).get(key) for r in (old, new))
+    try:
+        half = uncertainty.log_change_halfwidth(
+            old_windows,
+            new_windows,
+            old.get("latency_histogram"),
+            new.get("latency_histogram"),
+            _QUANTILES.get(metric),
+        )
+    except HistogramError as exc:
+        raise CompareError(
+            f"a report's latency_histogram cannot be read ({exc}); compare results files "
+            "as benchmark() writes them."
+        ) from None
+    if half is None:
+        return None, None
+    d = math.log(n / o)
+    interval = ((math.exp(d - half) - 1) * 100, (math.exp(d + half) - 1) * 100)
+    return interval, abs(d) > half
+
+
+def _windows(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    windows = report.get("windows")
+    return windows if isinstance(windows, Mapping) else {}
 
 
 def _moved(old: float, new: float, pct: float) -> int:
@@ -402,8 +581,8 @@ def format_comparison(comparison: Comparison, width: int | None = None) -> str:
         rows.append(cells)
 
     out = [
-        f"ratios new/old; within noise: a change of at most {comparison.noise_pct:g}% "
-        "(a fixed threshold, not a significance test)"
+        f"ratios new/old; within noise: a change of at most {comparison.noise_pct:g}%, or "
+        "one not significant at 95%"
     ]
     models = _model_names(comparison)
     if models:

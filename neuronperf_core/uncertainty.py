@@ -456,3 +456,58 @@ def warnings(report: Mapping[str, Any]) -> list[str]:
     if report.get("first_window_differs"):
         out.append("the first window differs from the others: warm up longer (warmup_seconds)")
     return out
+
+
+# ---------------------------------------------------------------- two runs compared
+
+
+def log_change_halfwidth(
+    old_windows: Sequence[Any] | None,
+    new_windows: Sequence[Any] | None,
+    old_histogram: Mapping[str, Any] | None = None,
+    new_histogram: Mapping[str, Any] | None = None,
+    q: float | None = None,
+) -> float | None:
+    """The half-width of the 95 % interval of ln(new / old) for one statistic of two runs,
+    or None when neither run pair holds what it takes.
+
+    Two estimates, the larger taken: from the windows (Welch's t on the logs of the
+    per-window values: it sees the run's drift and the machine's moods, not only the
+    spread of single samples), and, for a latency percentile ``q``, from the two
+    histograms (each run's order-statistic interval of ``q``, its bounds at the bucket
+    edges, read as +/- 1.96 standard errors of the log and combined as independent)."""
+    halves = []
+    window = _welch_halfwidth(old_windows, new_windows)
+    if window is not None:
+        halves.append(window)
+    if q is not None and old_histogram is not None and new_histogram is not None:
+        errors = [_log_quantile_se(h, q) for h in (old_histogram, new_histogram)]
+        if errors[0] is not None and errors[1] is not None:
+            halves.append(Z95 * math.hypot(errors[0], errors[1]))
+    return max(halves) if halves else None
+
+
+def _welch_halfwidth(old: Sequence[Any] | None, new: Sequence[Any] | None) -> float | None:
+    samples = []
+    for values in (old, new):
+        logs = [math.log(v) for v in values or () if isinstance(v, int | float) and v > 0]
+        if len(logs) < STABLE_WINDOWS:
+            return None
+        samples.append(np.asarray(logs))
+    terms = [float(s.var(ddof=1)) / s.size for s in samples]
+    se2 = sum(terms)
+    if se2 == 0:
+        return 0.0
+    df = se2**2 / sum(t**2 / (s.size - 1) for t, s in zip(terms, samples, strict=True))
+    return t_quantile(0.5 + CONFIDENCE / 2.0, df) * math.sqrt(se2)
+
+
+def _log_quantile_se(histogram: Mapping[str, Any], q: float) -> float | None:
+    from neuronperf_core.histogram import LatencyHistogram
+
+    h = LatencyHistogram.from_dict(histogram)
+    ranks = interval_ranks(h.total, q)
+    if isinstance(ranks, str):
+        return None
+    low, high = h.value_at_rank(ranks.low, "low"), h.value_at_rank(ranks.high, "high")
+    return (math.log(high) - math.log(low)) / (2.0 * Z95)

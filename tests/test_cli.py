@@ -335,20 +335,43 @@ def test_report_shows_sorts_and_plots_one_run(cli, index):
 
 def test_report_compares_two_runs_and_gates_on_slowdown(cli, index):
     old = _results(cli, index, "old")
+    reports = json.loads(old.read_text())
+    for r in reports:  # steady windows (1% apart), so what is significant is known
+        r["latency_histogram"] = None
+        r["windows"] = {
+            "throughput": [r["throughput_avg"] * (1 + 0.01 * (k % 3 - 1)) for k in range(9)],
+            **{
+                f"latency_ms_{p}": [
+                    r[f"latency_ms_{p}"] * (1 + 0.01 * (k % 3 - 1)) for k in range(9)
+                ]
+                for p in ("p50", "p90", "p95", "p99")
+            },
+        }
+    old.write_text(json.dumps(reports))
     slower = json.loads(old.read_text())
-    for r in slower:  # a run 30% slower in every config
+    for r in slower:  # a run 30% slower in every config and every window
         r["throughput_avg"] *= 0.7
+        r["windows"]["throughput"] = [v * 0.7 for v in r["windows"]["throughput"]]
         for p in ("p50", "p90", "p95", "p99"):
             r[f"latency_ms_{p}"] /= 0.7
+            r["windows"][f"latency_ms_{p}"] = [v / 0.7 for v in r["windows"][f"latency_ms_{p}"]]
     new = cli.cwd / "new.json"
     new.write_text(json.dumps(slower))
     out = cli.ok("report", str(old), str(new)).stdout
     assert out.count("worse") >= 4
     data = cli.json("report", str(old), str(new))
     assert len(data["rows"]) == 4
+    assert data["gate"]["pass"] is False and len(data["gate"]["configs"]) == 4
+    assert data["rows"][0]["changes"]["throughput_avg"]["significant"] is True
     gate = cli.run("report", str(old), str(new), "--fail-if-slower", "10")
     assert gate.returncode == 1
-    assert gate.stderr.count("slower by over 10%") == 4
+    lines = gate.stderr.splitlines()
+    assert sum(": throughput -30.0% (95% interval" in line for line in lines) == 4
+    assert sum(": p50 +42.9% (95% interval" in line for line in lines) == 4
+    assert all(line.endswith("slower by more than 10%, significant") for line in lines)
+    only_p99 = cli.run("report", str(old), str(new), "--fail-if-slower", "10", "--gate", "p99")
+    assert only_p99.returncode == 1 and only_p99.stderr.count(": p99 +42.9%") == 4
+    assert ": p50" not in only_p99.stderr
     assert cli.run("report", str(old), str(new), "--fail-if-slower", "50").returncode == 0
     assert cli.run("report", str(old), str(old), "--fail-if-slower", "1").returncode == 0
     broken = json.loads(old.read_text())
@@ -356,8 +379,12 @@ def test_report_compares_two_runs_and_gates_on_slowdown(cli, index):
     new.write_text(json.dumps(broken[:3]))  # one config failed, one is missing
     gate = cli.run("report", str(old), str(new), "--fail-if-slower", "50")
     assert gate.returncode == 1
-    assert "slower by over 50%: b1 n1 w1" in gate.stderr
-    assert "missing from the new run: b4 n1 w2" in gate.stderr
+    assert "slower: b1 n1 w1: did not finish: old: finished, new: error" in gate.stderr
+    assert "slower: b4 n1 w2: missing from the new run" in gate.stderr
+    unknown = cli.run("report", str(old), str(new), "--fail-if-slower", "5", "--gate", "p75")
+    assert (
+        unknown.returncode == 2 and "choose from throughput, p50, p90, p95, p99" in unknown.stderr
+    )
 
 
 # -- user errors: one line, exit 2 -----------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 import neuronperf as npf
 from neuronperf_core.compare import (
+    DEFAULT_GATE,
     KEY_FIELDS,
     METRICS,
     CompareError,
@@ -218,7 +219,12 @@ def test_an_old_value_of_zero_has_no_ratio_but_a_verdict() -> None:
 # -- the gate -------------------------------------------------------------------------
 
 
-def test_slower_gates_on_throughput_and_p50_only() -> None:
+def gated(comparison: Comparison, pct: float, statistics: Any = DEFAULT_GATE) -> list[str]:
+    """The labels of the configs that fail the gate."""
+    return [row.label for row, failures in comparison.gate(pct, statistics).configs if failures]
+
+
+def test_the_gate_is_on_throughput_and_p50_by_default() -> None:
     old = [report(batch_size=b) for b in (1, 2, 3, 4, 5, 6)]
     new = [
         report(batch_size=1, throughput_avg=90.0),  # -10%: not more than 10
@@ -228,30 +234,116 @@ def test_slower_gates_on_throughput_and_p50_only() -> None:
         report(batch_size=5, latency_ms_p99=100.0, latency_ms_p90=100.0),  # only tail latency
         report(batch_size=6, throughput_avg=200.0, latency_ms_p50=1.0),  # faster
     ]
-    comparison = compare_reports(old, new)
-    assert [r.label for r in comparison.slower(10)] == ["b2 n1 w1", "b4 n1 w1"]
-    assert [r.label for r in comparison.slower(12)] == ["b4 n1 w1"]
-    assert [r.label for r in comparison.slower(0)] == [
-        "b1 n1 w1",
-        "b2 n1 w1",
-        "b3 n1 w1",
-        "b4 n1 w1",
+    comparison = compare_reports(old, new)  # no windows, no histograms: untested changes
+    assert gated(comparison, 10) == ["b2 n1 w1", "b4 n1 w1"]
+    assert gated(comparison, 12) == ["b4 n1 w1"]
+    assert gated(comparison, 0) == ["b1 n1 w1", "b2 n1 w1", "b3 n1 w1", "b4 n1 w1"]
+    assert gated(comparison, 10, ["p99"]) == ["b5 n1 w1"]
+    assert gated(comparison, 10, "throughput,p50,p90") == ["b2 n1 w1", "b4 n1 w1", "b5 n1 w1"]
+    assert verdicts(comparison, 4)["latency_ms_p99"] == "worse"  # seen in the table
+    gate = comparison.gate(10)
+    assert not gate.passed
+    assert gate.messages() == [
+        "b2 n1 w1: throughput -11.0% (no interval: the reports hold no windows or histograms "
+        "to test it on): slower by more than 10% (untested)",
+        "b4 n1 w1: p50 +15.0% (no interval: the reports hold no windows or histograms to "
+        "test it on): slower by more than 10% (untested)",
     ]
-    assert verdicts(comparison, 4)["latency_ms_p99"] == "worse"  # seen in the table, not gated
 
 
-def test_slower_counts_configs_that_stopped_finishing() -> None:
-    old = [report(), report(batch_size=2, status="error")]
+def test_the_gate_counts_configs_that_stopped_finishing_or_are_missing() -> None:
+    old = [report(), report(batch_size=2, status="error"), report(batch_size=4)]
     new = [report(status="error"), report(batch_size=2, throughput_avg=1.0), report(batch_size=3)]
     # batch 1 finished before and failed now: the gate's business; batch 2 never finished
-    # (nothing to compare) and batch 3 is new
-    assert [row.label for row in compare_reports(old, new).slower(5)] == ["b1 n1 w1"]
+    # (nothing to compare), batch 3 is new, batch 4 is missing
+    gate = compare_reports(old, new).gate(5)
+    assert [row.label for row, failures in gate.configs if failures] == ["b1 n1 w1"]
+    assert gate.messages() == [
+        "b1 n1 w1: did not finish: old: finished, new: error",
+        "b4 n1 w1: missing from the new run",
+    ]
+    data = gate.to_dict()
+    assert data["pass"] is False and [c["pass"] for c in data["configs"]] == [False, True]
+    assert [m["label"] for m in data["missing"]] == ["b4 n1 w1"]
 
 
 @pytest.mark.parametrize("pct", [-1, float("nan"), float("inf"), True, "5"])
-def test_slower_rejects_a_bad_percentage(pct: Any) -> None:
+def test_the_gate_rejects_a_bad_percentage(pct: Any) -> None:
     with pytest.raises(CompareError, match="pct must be a finite number >= 0"):
-        compare_reports([report()], [report()]).slower(pct)
+        compare_reports([report()], [report()]).gate(pct)
+
+
+@pytest.mark.parametrize("statistics", [["p75"], [], "throughput,latency"])
+def test_the_gate_rejects_unknown_statistics(statistics: Any) -> None:
+    with pytest.raises(CompareError, match="choose from throughput, p50, p90, p95, p99"):
+        compare_reports([report()], [report()]).gate(5, statistics)
+
+
+# -- significance ------------------------------------------------------------------------
+
+
+def windowed(throughput: float, p50: float, spread: float, seed: int, n: int = 10) -> Any:
+    """A report whose n windows scatter by ``spread`` (relative) around its figures."""
+    rng = np.random.default_rng(seed)
+    rates = throughput * (1 + spread * rng.standard_normal(n))
+    p50s = p50 * (1 + spread * rng.standard_normal(n))
+    windows = {"window_s": 1.0, "throughput": rates.tolist(), "latency_ms_p50": p50s.tolist()}
+    return report(throughput_avg=throughput, latency_ms_p50=p50, windows=windows)
+
+
+def test_a_change_far_beyond_the_windows_scatter_is_significant() -> None:
+    comparison = compare_reports([windowed(100, 10, 0.01, 1)], [windowed(90, 11, 0.01, 2)])
+    throughput = comparison.rows[0].change("throughput_avg")
+    p50 = comparison.rows[0].change("latency_ms_p50")
+    assert throughput is not None and p50 is not None
+    assert throughput.significant is True and throughput.verdict == "worse"
+    assert throughput.change_pct == pytest.approx(-10.0)
+    assert throughput.interval_pct is not None
+    low, high = throughput.interval_pct
+    assert -12.0 < low < -10.0 < high < -8.0
+    assert p50.significant is True and p50.verdict == "worse"
+    assert gated(comparison, 5) == ["b1 n1 w1"]
+    message = comparison.gate(5).messages()[0]
+    assert message.startswith("b1 n1 w1: throughput -10.0% (95% interval -1")
+    assert message.endswith("slower by more than 5%, significant")
+
+
+def test_a_change_within_the_windows_scatter_is_not_significant_and_passes() -> None:
+    comparison = compare_reports([windowed(100, 10, 0.2, 1)], [windowed(90, 11, 0.2, 2)])
+    change = comparison.rows[0].change("throughput_avg")
+    assert change is not None and change.significant is False
+    assert change.interval_pct is not None and change.interval_pct[0] < 0 < change.interval_pct[1]
+    assert verdicts(comparison)["throughput_avg"] == "within noise"  # -10%, but not significant
+    assert gated(comparison, 5) == []
+    assert comparison.gate(5).passed
+
+
+def test_latency_percentiles_are_tested_on_the_histograms_too() -> None:
+    from neuronperf_core.histogram import LatencyHistogram
+
+    rng = np.random.default_rng(5)
+
+    def run(scale: float, n: int) -> Any:
+        latency_ns = rng.lognormal(np.log(1e6 * scale), 0.3, n)
+        histogram = LatencyHistogram.of(latency_ns).to_dict()
+        return report(latency_ms_p99=float(np.percentile(latency_ns, 99)) / 1e6,
+                      latency_histogram=histogram)  # fmt: skip
+
+    # 100,000 samples each: a 10% rise of p99 is far outside both runs' intervals
+    comparison = compare_reports([run(1.0, 100_000)], [run(1.1, 100_000)])
+    change = comparison.rows[0].change("latency_ms_p99")
+    assert change is not None and change.significant is True
+    # 500 samples each: p99's interval is wide, the same rise is not significant
+    comparison = compare_reports([run(1.0, 500)], [run(1.1, 500)])
+    change = comparison.rows[0].change("latency_ms_p99")
+    assert change is not None and change.significant is False
+
+
+def test_identical_windows_make_an_equal_change_insignificant() -> None:
+    same = windowed(100, 10, 0.05, 3)
+    comparison = compare_reports([same], [dict(same)])
+    change = comparison.rows[0].change("throughput_avg")
+    assert change is not None and change.change_pct == 0.0 and change.significant is False
 
 
 # -- output ---------------------------------------------------------------------------
@@ -280,6 +372,9 @@ def test_to_dict_is_plain_json() -> None:
         "old": 100.0,
         "new": 120.0,
         "ratio": 1.2,
+        "change_pct": pytest.approx(20.0),
+        "interval_pct": None,  # these reports hold no windows or histograms
+        "significant": None,
         "verdict": "better",
     }
     assert data["rows"][1]["status"] == "old: finished, new: error"
@@ -296,7 +391,7 @@ def test_the_table_has_one_aligned_line_per_config() -> None:
     ]
     text = format_comparison(compare_reports(old, new))
     lines = text.splitlines()
-    assert "5%" in lines[0] and "not a significance test" in lines[0]
+    assert "5%" in lines[0] and "not significant at 95%" in lines[0]
     header = next(line for line in lines if line.startswith("config"))
     first = next(line for line in lines if line.startswith("b1 n1 w1"))
     second = next(line for line in lines if line.startswith("b16 n1 w1"))

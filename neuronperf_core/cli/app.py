@@ -384,12 +384,17 @@ def evaluate_command(
 @click.option("--plot", metavar="FILE.png", help="also draw the reports (one file)")
 @click.option(
     "--noise", type=flags.NUMBER, default=5.0, show_default=True, metavar="PCT",
-    help="changes within PCT% count as noise",
+    help="changes within PCT%, or not significant at 95%, count as noise",
 )  # fmt: skip
 @click.option(
     "--fail-if-slower", type=flags.NUMBER, metavar="PCT",
-    help="exit 1 when a config's throughput fell, or its p50 latency rose, by over PCT%, "
+    help="exit 1 when a gated statistic got slower by over PCT% and significantly so, "
     "or a config that finished before failed or is missing",
+)  # fmt: skip
+@click.option(
+    "--gate", type=flags.NAMES, metavar="S,...",
+    help="the statistics --fail-if-slower gates on: throughput, p50, p90, p95, p99 "
+    "(default: throughput,p50)",
 )  # fmt: skip
 @flags.verbosity_options
 @flags.json_option("print the reports (or the comparison) as JSON")
@@ -400,6 +405,7 @@ def report_command(
     plot: str | None,
     noise: float,
     fail_if_slower: float | None,
+    gate: list[str] | None,
     verbosity: int,
     as_json: bool,
 ) -> int:
@@ -410,6 +416,7 @@ def report_command(
         plot=plot,
         noise=noise,
         fail_if_slower=fail_if_slower,
+        gate=gate,
         as_json=as_json,
     )
 

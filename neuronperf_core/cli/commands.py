@@ -428,13 +428,14 @@ def report(
     noise: float,
     fail_if_slower: float | None,
     as_json: bool,
+    gate: list[str] | None = None,
 ) -> int:
     if len(results) > 2:
         raise UsageError(f"give one results file, or two to compare; got {len(results)}")
     runs = [_read_reports(text) for text in results]
     if len(runs) == 1:
-        if fail_if_slower is not None:
-            raise UsageError("--fail-if-slower compares two runs: give OLD.json NEW.json")
+        if fail_if_slower is not None or gate is not None:
+            raise UsageError("--fail-if-slower and --gate compare two runs: give OLD.json NEW.json")
         reports = runs[0]
         if as_json:
             print_json(reports)
@@ -450,23 +451,24 @@ def report(
         return 0
     if plot or cols or sort_by:
         raise UsageError("--plot, --cols and --sort-by apply to one results file, not a comparison")
-    from neuronperf_core.compare import compare_reports, format_comparison
+    from neuronperf_core.compare import DEFAULT_GATE, compare_reports, format_comparison
     from neuronperf_core.tables import terminal_width
 
     comparison = compare_reports(runs[0], runs[1], noise_pct=noise)
+    # without --fail-if-slower the JSON's pass/fail uses the noise band (the exit status
+    # ignores it)
+    verdict = comparison.gate(
+        noise if fail_if_slower is None else fail_if_slower, gate or DEFAULT_GATE
+    )
     if as_json:
-        print_json(comparison.to_dict())
+        print_json({**comparison.to_dict(), "gate": verdict.to_dict()})
     else:
         print(format_comparison(comparison, width=terminal_width(sys.stdout)), end="")
     if fail_if_slower is None:
         return 0
-    slower = comparison.slower(fail_if_slower)
-    for row in slower:
-        print(f"slower by over {fail_if_slower:g}%: {row.label}", file=sys.stderr)
-    missing = [c for c in comparison.only_old if c.status == "finished"]
-    for config in missing:
-        print(f"missing from the new run: {config.label}", file=sys.stderr)
-    return FAILED if slower or missing else 0
+    for message in verdict.messages():
+        print(f"slower: {message}", file=sys.stderr)
+    return 0 if verdict.passed else FAILED
 
 
 def plugins(*, as_json: bool) -> int:
