@@ -153,7 +153,10 @@ def test_every_flag_reaches_the_api_as_its_keyword(command, monkeypatch):
             argv.append(field.metadata["flag"])
             expected[field.name] = True
             continue
-        text, value = SAMPLES[kind]
+        if isinstance(kind, click.Choice):  # one of its values
+            text = value = kind.choices[0]
+        else:
+            text, value = SAMPLES[kind]
         argv += [field.metadata["flag"], text]
         expected[field.name] = value
     result = CliRunner().invoke(app.cli, [*argv, "-q"])
