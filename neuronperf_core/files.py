@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -14,6 +15,10 @@ from neuronperf_core.options import OptionError
 
 RESULTS_KEYS = frozenset({"batch_size", "n_models", "workers_per_model", "status"})  # any report
 MAX_RESULTS_BYTES = 1 << 28  # larger is not a results file; not read to find out
+# What a results file holds from the moment its name is taken until the first config's
+# reports replace it: no reports, as JSON (a run killed before any config leaves it so).
+PLACEHOLDER = b"[]\n"
+_placeholders: set[Path] = set()  # results files this process created and has not released
 
 
 class OutputPathError(OptionError):
@@ -48,8 +53,13 @@ def results_path(
     model_name: str,
 ) -> Path | None:
     """Where a run writes its reports (None: nowhere), checked before the run: ``results_file``
-    as given (a file that does not exist yet), else a new
-    ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``."""
+    as given (a new file, or results a run wrote), else a new
+    ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``.
+
+    A new file is created here, holding ``PLACEHOLDER``: the name is taken atomically (two
+    runs started in the same second, in any processes, get two files), and the folder is
+    known to be writable before any model loads. ``release`` removes it again if no report
+    replaced it."""
     if results_file is not None:
         path = Path(results_file)
         if path.is_dir():
@@ -64,6 +74,9 @@ def results_path(
                 "replaces only results a run wrote. Name a new file, or pass results_dir=... "
                 "for a new name each run."
             )
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):  # another run naming it too: results
+                _create(path)
         return path
     if results_dir is None:
         return None
@@ -75,13 +88,58 @@ def results_path(
             "results file."
         )
     stem = results_stem(safe_name(model_name, "model_name"))
-    path = folder / f"{stem}.json"
     n = 1
-    # two runs in one second never share a file; the command line's CSV goes beside it
-    while path.exists() or path.with_suffix(".csv").exists():
+    while True:
+        path = folder / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
         n += 1
-        path = folder / f"{stem}-{n}.json"
-    return path
+        if path.with_suffix(".csv").exists():  # the command line's CSV goes beside it
+            continue
+        try:
+            _create(path)  # atomic: a name another run took makes this one try the next
+        except FileExistsError:
+            continue
+        return path
+
+
+def _create(path: Path) -> None:
+    """Create ``path`` holding ``PLACEHOLDER``; FileExistsError if it exists (O_EXCL), a
+    clear error if it cannot be written (no permission, a read-only or full disk)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot create the results file {path}: {exc.strerror}; pass a folder this "
+            "process can write (results_dir=...), or results_dir=None to write no results file."
+        ) from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(PLACEHOLDER)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise OutputPathError(
+            f"cannot write the results file {path}: {exc.strerror}; free some space there, or "
+            "pass another folder (results_dir=...)."
+        ) from exc
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    _placeholders.add(path.absolute())
+
+
+def release(path: Path | None) -> None:
+    """After a run: remove the results file ``results_path`` created if it still holds
+    ``PLACEHOLDER`` (no config finished, or none could be written); a file this process did
+    not create is left alone."""
+    if path is None or path.absolute() not in _placeholders:
+        return
+    _placeholders.discard(path.absolute())
+    with contextlib.suppress(OSError):
+        with open(path, "rb") as f:
+            placeholder = f.read(len(PLACEHOLDER) + 1) == PLACEHOLDER
+        if placeholder:
+            path.unlink()
 
 
 def is_results(path: Path) -> bool:
@@ -115,6 +173,8 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:  # a full disk, no permission: said of the file, not the temporary
         tmp.unlink(missing_ok=True)
+        if exc.errno is None:  # not the OS's: as it was raised
+            raise
         raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
