@@ -242,6 +242,9 @@ class StandInStreams:
             finally:
                 outer.local.current = previous
 
+        def set_stream(chosen: Stream) -> None:
+            outer.local.current = chosen.id
+
         def synchronize(device: Any = None) -> None:
             raise AssertionError("waited for the whole device, every worker's kernels")
 
@@ -249,6 +252,7 @@ class StandInStreams:
 
         monkeypatch.setattr(torch.cuda, "Stream", Stream)
         monkeypatch.setattr(torch.cuda, "stream", contextlib.contextmanager(stream))
+        monkeypatch.setattr(torch.cuda, "set_stream", set_stream)
         monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
 
     def current(self) -> int:
@@ -270,12 +274,14 @@ def test_each_worker_runs_and_waits_on_a_stream_of_its_own(
 
     copy = CudaModel(model, "cpu")  # the CPU stands in for the GPU's memory
     barrier = threading.Barrier(2)
+    after: list[tuple[int, int]] = []
 
     def worker() -> None:
         copy.neuronperf_worker_setup()  # as the engine does, before the window
         barrier.wait()
         for _ in range(3):
             copy(torch.ones(2))
+            after.append((threading.get_ident(), streams.current()))  # the user's functions
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for thread in threads:
@@ -289,6 +295,7 @@ def test_each_worker_runs_and_waits_on_a_stream_of_its_own(
     used = [next(iter(s)) for s in by_thread.values()]
     assert len(set(used)) == 2 and 0 not in used  # not the default stream
     assert sorted(streams.waited) == sorted(used * 3)  # each call waited for its own
+    assert sorted(after) == sorted(calls)  # and the thread's own work stays on it
 
 
 def test_the_transfer_policy_is_recorded_in_every_report(cpu_index: Any) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,7 @@ class CudaModel:
         self._tensor = torch.Tensor
         self._new_stream = torch.cuda.Stream
         self._on_stream = torch.cuda.stream
+        self._set_stream = torch.cuda.set_stream
         self._tree_map = tree_map
         self._local = threading.local()  # per thread: its stream, its input moved once
 
@@ -109,7 +110,10 @@ class CudaModel:
         return local
 
     def neuronperf_worker_setup(self) -> None:
-        self._thread()  # the worker's stream, before the timed window
+        """Before the timed window, in each worker thread: its stream, made current for the
+        whole thread, so what the user's functions do with the outputs is ordered after the
+        call that made them (and before their memory is reused)."""
+        self._set_stream(self._thread().stream)
 
     def _to_device(self, local: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         if self.transfer == DEVICE_ONLY:
