@@ -6,7 +6,8 @@ between columns. A table fits the width it is given: ``COLUMNS`` when set, else 
 terminal's; printed to a file or a pipe, it keeps its natural width (nothing wrapped, so
 ``grep`` and ``awk`` see whole rows). When a table is too wide, long headers wrap first, after
 an underscore (``latency_ms_`` over ``p50``: the field name still reads whole), then text
-cells wrap at spaces and fold long words (file names); numbers never wrap.
+cells wrap at spaces and fold long words (file names); a number never breaks, though its
+"+/- h" may go to the next line.
 
 rich draws the table (bold headers on a terminal); it is imported only when a table is
 drawn, so ``neuronperf --help`` does not pay for it.
@@ -29,7 +30,7 @@ TEXT_MIN = 12  # a word longer than this may be folded, down to this width
 
 @dataclass(frozen=True)
 class Column:
-    """A column's header, and whether it holds numbers (right-aligned, never wrapped)."""
+    """A column's header, and whether it holds numbers (right-aligned, never broken)."""
 
     header: str
     numeric: bool = False
@@ -89,13 +90,13 @@ def render(
             Text(header),
             justify="right" if column.numeric else "left",
             width=w,
-            no_wrap=column.numeric,
+            no_wrap=True,  # _wrap has placed every line break
             overflow="fold",  # only what _wrap left too long: never, while widths hold
         )
     for row in rows:
         table.add_row(
             *(
-                Text(cell if c.numeric else _wrap(cell, w, _CELL_BREAKS))
+                Text(_wrap(cell, w, _NUMBER_BREAKS if c.numeric else _CELL_BREAKS))
                 for c, cell, w in zip(columns, row, widths, strict=True)
             )
         )
@@ -128,6 +129,7 @@ def _isatty(out: TextIO) -> bool:
 
 _HEADER_BREAKS = r"(?<=[ _])"  # after a space or an underscore: latency_ ms_ p50
 _CELL_BREAKS = r"(?<=[ _./-])"  # and after a period, slash or hyphen: digits_ b8_ x.pt2
+_NUMBER_BREAKS = r"(?<= )(?=\+/-)"  # a number whole; its "+/- h" on the next line
 
 
 def _parts(text: str, breaks: str) -> list[str]:
@@ -167,7 +169,8 @@ def _fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | 
         header_min = max((len(p.rstrip()) for p in header_parts), default=0)
         natural.append(max(len(column.header), longest_cell))
         if column.numeric:
-            least.append(max(header_min, longest_cell))
+            parts = [len(p.rstrip()) for row in rows for p in _parts(row[i], _NUMBER_BREAKS)]
+            least.append(max(header_min, max(parts, default=0)))
         else:  # down to its longest word (wrapped between words), folded no narrower than TEXT_MIN
             words = [len(p.rstrip()) for row in rows for p in _parts(row[i], _CELL_BREAKS)]
             least.append(max(header_min, min(max(words, default=0), TEXT_MIN)))
@@ -201,7 +204,7 @@ class _LineCounts:
         if (i, width) not in self.cache:
             column = self.columns[i]
             header = _wrap(column.header, width, _HEADER_BREAKS).count("\n") + 1
-            breaks = _CELL_BREAKS if not column.numeric else "$^"  # numbers never wrap
+            breaks = _NUMBER_BREAKS if column.numeric else _CELL_BREAKS
             cells = [_wrap(row[i], width, breaks).count("\n") + 1 for row in self.rows]
             self.cache[(i, width)] = (header, cells)
         return self.cache[(i, width)]
