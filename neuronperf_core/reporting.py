@@ -507,7 +507,8 @@ def print_reports(
     columns = [
         Column(c, numeric=not all(isinstance(r.get(c), str | None) for r in rows)) for c in shown
     ]
-    print_table(columns, [[_cell(r.get(c), c) for c in shown] for r in rows], file=out)
+    cells = [[_cell(r.get(c), c, uncertainty.plus_minus(r, c)) for c in shown] for r in rows]
+    print_table(columns, cells, file=out)
 
 
 def _sorted(reports: list[Report], field: str, descending: bool) -> list[Report]:
@@ -516,9 +517,18 @@ def _sorted(reports: list[Report], field: str, descending: bool) -> list[Report]
     return sorted(known, key=lambda r: r[field], reverse=descending) + missing
 
 
-def _cell(value: Any, field: str) -> str:
+def _cell(value: Any, field: str, plus_minus: float | None = None) -> str:
+    """A value as the table shows it; with ``plus_minus`` (the larger side of its 95 %
+    interval, ``uncertainty.plus_minus``) as "value +/- h" (a table may wrap before "+/-")."""
     if value is None:
         return "N/A"
+    if plus_minus is not None and isinstance(value, float):
+        digits = 1 if abs(value) >= 1000 else 3
+        if plus_minus <= 1e-9 * abs(value):  # rounding noise of an interval of width 0
+            plus_minus = 0.0
+        small = 0 < plus_minus < 10**-digits  # would print as 0.000
+        half = f"{plus_minus:.2g}" if small else f"{plus_minus:.{digits}f}"
+        return f"{_cell(value, field)} +/- {half}"
     if field == "model_filename" and isinstance(value, str):
         return Path(value).name  # the folder is in the results file; the table needs the name
     if isinstance(value, float):

@@ -299,7 +299,7 @@ def stability(w: Windows, tolerance: float) -> tuple[bool | None, str]:
     if tput is None or p50 is None:
         return False, f"a window of the last {STABLE_WINDOWS} completed no inference"
     detail = (
-        f"last {STABLE_WINDOWS} of {n} windows of {w.window_s:g} s within "
+        f"last {STABLE_WINDOWS} of {n} windows of {w.window_s:.3g} s within "
         f"{tput:.1%} (throughput) and {p50:.1%} (p50); tolerance {tolerance:.0%}"
     )
     return (tput <= tolerance and p50 <= tolerance), detail

@@ -269,7 +269,7 @@ def test_tables_fit_100_columns_best_config_first_with_short_file_names(cli, ind
     lines = cli.ok("report", str(results)).stdout.splitlines()
     assert len(lines) == 2 + len(reports)  # header, rule, one line per config
     header = lines[0].split()
-    first = dict(zip(header, lines[2].split(), strict=True))
+    first = dict(zip(header, lines[2].replace(" +/- ", "+/-").split(), strict=True))
     assert first["model_filename"] == Path(best["model_filename"]).name
     assert float(first["throughput_peak"]) == pytest.approx(best["throughput_peak"], abs=0.05)
 

@@ -356,3 +356,18 @@ def test_a_load_meter_counts_its_own_process_as_its_own() -> None:
     # what others used is never negative, and our own busy loop is not counted as theirs
     assert fields["other_cpu_s"] is not None and fields["other_cpu_s"] >= 0
     assert meter.stop()["own_cpu_s"] > 0
+
+
+def test_the_printed_table_shows_each_interval_as_plus_minus() -> None:
+    import io
+
+    from neuronperf_core.reporting import print_reports
+
+    (report,) = get_reports([raw_result([400.0, 420.0, 380.0, 400.0, 410.0, 390.0], [2.0] * 6)])
+    out = io.StringIO()
+    print_reports([report], cols=["throughput_avg", "latency_ms_p50", "batch_size"], file=out)
+    row = out.getvalue().splitlines()[-1]
+    half = u.plus_minus(report, "throughput_avg")
+    assert half is not None and half > 0
+    assert f"{report['throughput_avg']:.3f} +/- {half:.3f}" in row
+    assert "2.000 +/- 0.000" in row  # every latency was 2 ms: an interval of width 0
