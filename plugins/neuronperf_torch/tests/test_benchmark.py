@@ -48,6 +48,24 @@ def test_index_with_two_batch_sizes_in_threads(cpu_index, tmp_path: Path) -> Non
         assert record["threads"] == max(1, cores // (record["n_models"] * record["workers"]))
 
 
+@pytest.mark.parametrize("multiprocess", [False, True])
+def test_intra_op_threads_are_what_each_worker_gets_and_every_report_records(
+    cpu_index, tmp_path: Path, multiprocess: bool
+) -> None:  # type: ignore[no-untyped-def]
+    log = str(tmp_path / "setup.jsonl")
+    given, default = npf.torch.benchmark(
+        cpu_index.index, cpu_index.x1, batch_sizes=1, n_models=1, workers_per_model=1,
+        setup_fn=RecordSetup(log), max_infers=20, multiprocess=multiprocess,
+        intra_op_threads=3, **QUICK,
+    ) + npf.torch.benchmark(
+        cpu_index.index, cpu_index.x1, batch_sizes=1, n_models=1, workers_per_model=1,
+        max_infers=20, multiprocess=multiprocess, **QUICK,
+    )  # fmt: skip
+    assert [r["threads"] for r in read_lines(log)] == [3]  # asked for more than this machine has
+    assert given["intra_op_threads"] == 3 and "index_intra_op_threads" not in given
+    assert default["intra_op_threads"] == devices.threads_per_worker(machine.cpu_cores(), 1, 1)
+
+
 def test_each_copy_in_its_own_interpreter_gets_its_share_of_cores(
     cpu_index, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ imported on first real use.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -129,6 +130,22 @@ def _check_keywords(
             f"compile() got {', '.join(map(repr, unknown))}, which it would pass to {name}, "
             f"and {name} takes none of them; its keywords are {', '.join(accepted)}."
         )
+
+
+def _report_fields(
+    fields: Mapping[str, Any],
+    device: str,
+    options: BenchmarkOptions,
+    cores: int,
+    n_models: int,
+    workers: int,
+) -> dict[str, Any]:
+    """The run's fields, and on CPU the intra-op threads each worker gets when the user
+    set none (``CopySetup``: the cores split across copies and workers)."""
+    if device != devices.CPU or options.intra_op_threads is not None:
+        return dict(fields)  # the report has the user's count already
+    threads = devices.threads_per_worker(cores, n_models, workers)
+    return {**fields, "intra_op_threads": threads}
 
 
 @contextlib.contextmanager
@@ -395,7 +412,9 @@ class TorchBackend:
             Loader(device, runner, transfer=options.transfer, gpus=gpus),
             setup,
             caller_threads_kept,
-            report_fields=lambda n_models, workers: fields,
+            report_fields=functools.partial(
+                _report_fields, fields, device, options, machine.cpu_cores()
+            ),
             death_hints=death_hints,
         )
 

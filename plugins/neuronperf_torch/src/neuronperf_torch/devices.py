@@ -262,7 +262,8 @@ class CopySetup:
         if self.device_type == CPU:
             if self.runner != "threads":  # a process of its own: before its threads allocate
                 steady_malloc()
-            torch.set_num_threads(threads_per_worker(self.cores, n_models, workers))
+            threads = config.get("intra_op_threads")  # the user's count, else the cores' share
+            torch.set_num_threads(threads or threads_per_worker(self.cores, n_models, workers))
         elif self.runner not in ("threads", "ray"):  # a process of its own: place it before
             # the runtime starts. Ray placed an actor on its cores or GPU and set the variable.
             if self.device_type == NEURON:
