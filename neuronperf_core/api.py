@@ -290,21 +290,27 @@ def _run(
     *,
     evaluating: bool,
 ) -> Reports:
-    from neuronperf_core.benchmarking.sweep import run_sweep
+    from neuronperf_core.benchmarking.sweep import StopOnSignals, run_sweep
 
     runner = _runner(run)
     check = getattr(runner, "check", None)
     if check is not None:
         for job in jobs:
             check(job)  # e.g. a fresh interpreter needs a job it can receive
-    results_path = files.results_path(options.results_dir, options.results_file, model_name)
     # the runner's own session around the whole run (a Ray runner connects to its cluster)
     runner_session = getattr(runner, "session", None)
-    with (
-        run.session() if run.session is not None else nullcontext(),
-        runner_session(jobs, options) if runner_session is not None else nullcontext(),
-    ):
-        return run_sweep(jobs, runner, options, results_path, evaluating=evaluating)
+    with StopOnSignals():  # Ctrl-C, SIGTERM: the sweep stops and returns what finished
+        results_path = None
+        try:
+            # created now: the name is the run's alone, and the folder writable
+            results_path = files.results_path(options.results_dir, options.results_file, model_name)
+            with (
+                run.session() if run.session is not None else nullcontext(),
+                runner_session(jobs, options) if runner_session is not None else nullcontext(),
+            ):
+                return run_sweep(jobs, runner, options, results_path, evaluating=evaluating)
+        finally:
+            files.release(results_path)  # removed if no report replaced what it holds
 
 
 def _runner(run: RunPlan) -> Any:

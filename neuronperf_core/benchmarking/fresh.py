@@ -103,7 +103,7 @@ def _package_root() -> str:
 
 class FreshProcess:
     """A model copy in a fresh interpreter, as ``ProcessRunner`` sees a process: ``conn``,
-    ``sentinel``, ``join``, ``exitcode``, ``is_alive``, ``terminate``, ``close``."""
+    ``sentinel``, ``join``, ``exitcode``, ``is_alive``, ``terminate``, ``kill``, ``close``."""
 
     def __init__(self, copy_id: int) -> None:
         ours, theirs = socket.socketpair()
@@ -151,6 +151,9 @@ class FreshProcess:
     def terminate(self) -> None:
         self.popen.terminate()
 
+    def kill(self) -> None:
+        self.popen.kill()
+
     def join(self, timeout: float | None = None) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout)
@@ -164,9 +167,10 @@ class FreshProcess:
 # -- in the child -------------------------------------------------------------------
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Best effort: on Linux the kernel kills this process when the thread that started it
-    ends (the runner joins its copies before it returns, so that is the parent's death)."""
+def die_with_parent(parent_pid: int) -> None:
+    """In a copy (forked or fresh), best effort: on Linux the kernel kills this process when
+    the thread that started it ends (the runner joins its copies before it returns, so that
+    is the parent's death: SIGKILL, SIGTERM, a crash)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -180,7 +184,7 @@ def child_main() -> None:
     fd, parent_pid, copy_id = (int(arg) for arg in sys.argv[2:5])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one is dropped
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     conn = Connection(fd)
     try:
         header = conn.recv()

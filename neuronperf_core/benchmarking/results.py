@@ -9,7 +9,7 @@ A raw result (``RawResult``)::
 
     {
       "config": {...},            # BenchmarkConfig.to_dict(): every field of the config
-      "status": "finished" | "error" | "killed" | "interrupted",
+      "status": "finished" | "error" | "killed" | "interrupted" | "timeout",
       "error": None | str,        # what went wrong, with a hint what to do
       "window_ns": [t0, t1] | None,  # first start to last end, all workers (perf_counter_ns)
       "copies": [                 # one per model copy, in copy_id order
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-Status = Literal["finished", "error", "killed", "interrupted"]
+Status = Literal["finished", "error", "killed", "interrupted", "timeout"]
 RawResult = dict[str, Any]
 
 PHASES = ("input", "preprocess", "infer", "postprocess")

@@ -20,7 +20,15 @@ Start methods, chosen on purpose:
 
 A copy in a process of its own, either way, follows ``copy_life``: load, say
 "ready", wait for "go" (a shared start time), run, say "done" (or "error");
-the parent may say "stop" (Ctrl-C) at any time after "go".
+the parent may say "stop" (Ctrl-C) at any time after "go". A copy dies with
+its parent, and the parent kills its copies on the way out.
+
+Every runner waits on a config in short polls (``_Watch``): the sweep's stop
+request (``STOP_REQUESTED``: Ctrl-C, SIGTERM) ends the config within a second
+or two, keeping what its copies measured, and a config that takes longer than
+its duration plus ``config_timeout`` (a model hanging while it loads or in a
+call) ends with status "timeout": copies in processes are killed, threads
+are left behind (``ThreadsRunner``).
 """
 
 from __future__ import annotations
@@ -71,6 +79,14 @@ START_DELAY_NS = 20_000_000  # lets every worker reach its loop before the windo
 # instead of START_DELAY_NS, which a short evaluation spent idle (20 ms of 110 ms scoring
 # 20,000 records in bench/evaluate.py).
 THREAD_START_DELAY_NS = 1_000_000
+POLL_S = 0.1  # how often a runner waiting on a config looks at the stop request and the clock
+STOP_GRACE_S = 2.0  # after a stop request, how long the copies get to report what they measured
+KILL_GRACE_S = 1.0  # how long a copy told to terminate gets before it is killed
+
+# Set by the sweep's signal handler (``sweep.StopOnSignals``) on Ctrl-C or SIGTERM: the
+# running config stops and reports what it measured, and no later config starts. A runner
+# polls it while it waits (a plugin's runner may too).
+STOP_REQUESTED = threading.Event()
 
 
 class Runner(Protocol):
@@ -83,6 +99,48 @@ class Failure:
 
     status: str
     error: str
+
+
+INTERRUPTED = Failure("interrupted", "interrupted by the user (Ctrl-C or SIGTERM)")
+
+
+class _Watch:
+    """What ends a runner's wait on a config early: the sweep's stop request, and the
+    config's time limit (its duration plus ``config_timeout``, counted from the start)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        limit = job.config_timeout
+        self.give_up_at = None if limit is None else time.monotonic() + job.config.duration + limit
+        self.stop_sent_at: float | None = None
+
+    def check(self, stop_copies: Callable[[], None] | None) -> Failure | None:
+        """None: wait on. ``stop_copies``: how to ask the copies to stop and report what they
+        measured, which they get ``STOP_GRACE_S`` for (None: nothing is measured yet, give
+        up at once)."""
+        now = time.monotonic()
+        if STOP_REQUESTED.is_set():
+            if stop_copies is None:
+                return INTERRUPTED
+            if self.stop_sent_at is None:
+                self.stop_sent_at = now
+                stop_copies()
+            elif now > self.stop_sent_at + STOP_GRACE_S:
+                return Failure(
+                    "interrupted",
+                    f"{INTERRUPTED.error}; the model did not return within {STOP_GRACE_S:g} s "
+                    "of it, so nothing of this config was kept",
+                )
+            return None
+        if self.give_up_at is not None and now > self.give_up_at:
+            return Failure(
+                "timeout",
+                f"the config took longer than its duration ({self.job.config.duration:g} s) "
+                f"plus config_timeout ({self.job.config_timeout:g} s): a model that hangs "
+                "while loading or in a call? It was ended; pass a larger config_timeout (0: "
+                "no limit) if it needs longer.",
+            )
+        return None
 
 
 class JobNotPicklableError(NeuronPerfError, TypeError):
@@ -221,28 +279,68 @@ def _error_text(exc: BaseException) -> str:
 
 
 class ThreadsRunner:
-    """Every model copy and worker in this process (multiprocess=False)."""
+    """Every model copy and worker in this process (multiprocess=False).
+
+    The config runs in daemon threads while the calling thread waits on it (``_Watch``), so
+    that a stop request or the time limit ends it even when a model never returns from
+    loading or from a call. Such a thread cannot be killed: it is left behind, holding its
+    model (and a core, if it spins) until the process ends, which it never delays (daemon
+    threads). A model that may hang is better run by a process runner: its copies are
+    killed."""
 
     def run(self, job: Job, stats_interval: float) -> RawResult:
+        stop = Stop(NEVER)  # its deadline is set when the window opens
+        sampler = StatsSampler(stats_interval)
+        timing = threading.Event()  # the window is open: workers can stop and report
+        outcome: list[RawResult | BaseException] = []
+        done = threading.Event()
+
+        def config() -> None:
+            try:
+                outcome.append(self._config(job, stop, sampler, timing))
+            except BaseException as exc:  # raised here as it would be without the thread
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=config, name="neuronperf-config", daemon=True).start()
+        watch = _Watch(job)
+        try:
+            while not done.wait(POLL_S):
+                failure = watch.check(stop.now if timing.is_set() else None)
+                if failure is not None:
+                    return raw_result(job, failure.status, failure.error)
+        finally:
+            if not done.is_set():  # given up on (or a second Ctrl-C): its threads stop
+                stop.now()  # after the call they are in, if it ever returns
+                sampler.stop()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    @staticmethod
+    def _config(job: Job, stop: Stop, sampler: StatsSampler, timing: threading.Event) -> RawResult:
+        """Load the copies, run their workers in threads, wait for them (in a thread the
+        runner may give up on)."""
         try:
             copies = [load_copy(job, copy_id) for copy_id in range(job.config.n_models)]
         except Exception as exc:
             return raw_result(job, "error", f"loading a model copy failed: {_error_text(exc)}")
+        if stop.at[0] == 0:  # given up on while loading: nobody waits for this result
+            return raw_result(job, INTERRUPTED.status, INTERRUPTED.error)
         overhead = calibrate_overhead_ns()
         shared = None
         if job.dataset is not None and job.dataset_loader_fn is None and not sharded(job):
             shared = SharedRows(job.dataset)  # threads share one iterator: each row read once
-        sampler = StatsSampler(stats_interval)
         delay = START_DELAY_NS
         if job.evaluating:
             n_threads = job.config.n_models * (1 + job.config.workers_per_model)
             delay = min(delay, n_threads * THREAD_START_DELAY_NS)
         start_ns = time.perf_counter_ns() + delay
         progress.window_opened(start_ns)
-        stop = Stop(_deadline(job, start_ns))
+        stop.at[0] = min(stop.at[0], _deadline(job, start_ns))
+        timing.set()
         outcome: list[list[WorkerResult] | BaseException] = []
-        # Events, not Thread.join: a Ctrl-C that interrupts join() can leave a running
-        # thread marked as stopped (CPython 3.11), and the results would be read too early.
         done = [threading.Event() for _ in copies]
         votes = StableVotes(len(copies), stop.now)  # until_stable: stop once all are stable
 
@@ -258,40 +356,40 @@ class ThreadsRunner:
                 copy_done.set()
 
         threads = [
-            threading.Thread(target=run_copy, args=(c, d))
+            threading.Thread(target=run_copy, args=(c, d), daemon=True)
             for c, d in zip(copies, done, strict=True)
         ]
         sampler.start()
         for thread in threads:
             thread.start()
-        status, error = "finished", None
-        try:
-            for copy_done in done:
-                while not copy_done.wait(0.1):  # wake up for Ctrl-C
-                    pass
-        except KeyboardInterrupt:
-            stop.now()
-            for copy_done in done:
-                copy_done.wait()
-            status, error = "interrupted", "interrupted by the user (Ctrl-C)"
-        for thread in threads:
-            thread.join()
+        for copy_done in done:
+            copy_done.wait()
         stats = sampler.stop()
+        status, error = "finished", None
         workers: list[WorkerResult] = []
         for item in outcome:
             if isinstance(item, BaseException):
                 status, error = "error", f"inference failed: {_error_text(item)}"
             else:
                 workers.extend(item)
+        if STOP_REQUESTED.is_set():  # what failed may have failed of it (a reader's process)
+            error = INTERRUPTED.error + ("" if error is None else f"; {error}")
+            status = INTERRUPTED.status
         return raw_result(job, status, error, [c.info() for c in copies], workers, overhead, stats)
 
 
 # -- one process per copy -------------------------------------------------------
 
 
-def _copy_process(job: Job, copy_id: int, conn: Connection) -> None:
+def _copy_process(
+    job: Job, copy_id: int, conn: Connection, inherited: list[Connection], parent_pid: int
+) -> None:
     """A forked child (multiprocessing's target)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: terminate ends it
+    for other in inherited:  # the parent's ends: held here, the pipe would outlive the parent
+        other.close()
+    fresh.die_with_parent(parent_pid)
     copy_life(job, copy_id, conn, lambda message: fresh.send(conn, message))  # by value
 
 
@@ -357,39 +455,6 @@ class _Parent:
                 os._exit(fresh.EXIT_ORPHANED)
 
 
-class _StopOnCtrlC:
-    """While measuring: a Ctrl-C tells every copy to stop its workers, instead of raising
-    KeyboardInterrupt in the middle of reading a copy's results (which would leave the pipe
-    half read). A second Ctrl-C raises as usual. Outside the main thread (where signal
-    handlers cannot be set) Ctrl-C raises as usual too."""
-
-    def __init__(self, conns: list[Connection]) -> None:
-        self.conns = conns
-        self.pressed = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopOnCtrlC:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
-        for conn in self.conns:
-            # the other direction of the pipe: reads are unaffected; OSError: that copy has
-            # already reported and exited
-            with contextlib.suppress(OSError):
-                conn.send(("stop",))
-
-
 class ProcessRunner:
     """One process per model copy, its workers as threads inside it."""
 
@@ -422,14 +487,10 @@ class ProcessRunner:
         try:
             start(job, processes, conns)
             return self._measure(job, stats_interval, processes, conns)
-        except KeyboardInterrupt:  # while starting or loading, or a second Ctrl-C
-            return raw_result(job, "interrupted", "interrupted by the user (Ctrl-C)")
+        except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the copies
+            return raw_result(job, INTERRUPTED.status, INTERRUPTED.error)
         finally:
-            for process in processes:
-                if process.is_alive():
-                    process.terminate()
-                process.join()
-                process.close()
+            _end(processes)
             for conn in conns:
                 conn.close()
 
@@ -445,7 +506,7 @@ class ProcessRunner:
             parent_end, child_end = context.Pipe()
             process = context.Process(
                 target=_copy_process,
-                args=(job, copy_id, child_end),
+                args=(job, copy_id, child_end, [*conns, parent_end], os.getpid()),
                 name=f"neuronperf-copy-{copy_id}",
                 daemon=True,
             )
@@ -470,9 +531,9 @@ class ProcessRunner:
     ) -> RawResult:
         """Wait for every copy to load, start them together, collect their results."""
         sampler = StatsSampler(stats_interval)
-        stopper = _StopOnCtrlC(conns)
+        watch = _Watch(job)
         try:
-            ready = self._collect(conns, processes, {}, job.death_hints)
+            ready = self._collect(conns, processes, {}, job.death_hints, lambda: watch.check(None))
             if isinstance(ready, Failure):
                 return raw_result(job, ready.status, ready.error)
             overhead = max(message[1] for message in ready)
@@ -482,20 +543,25 @@ class ProcessRunner:
             for conn in conns:
                 with contextlib.suppress(OSError):  # a copy that died: collected below
                     conn.send(("go", start_ns))
-            votes = StableVotes(len(conns), functools.partial(_send_all, conns, ("stop",)))
-            with stopper:  # from here a Ctrl-C stops the copies, which report what they have
-                done = self._collect(conns, processes, {}, job.death_hints, on_stable=votes.vote)
-        except KeyboardInterrupt:  # while loading, or a second Ctrl-C: nothing to report
+            stop_all = functools.partial(_send_all, conns, ("stop",))
+            votes = StableVotes(len(conns), stop_all)
+            done = self._collect(
+                conns,
+                processes,
+                {},
+                job.death_hints,
+                lambda: watch.check(stop_all),  # a stop request: the copies report what they have
+                on_stable=votes.vote,
+            )
+        except KeyboardInterrupt:  # a second Ctrl-C: nothing to report
             sampler.stop()
             raise
         stats = sampler.stop()
-        status, error = "finished", None
-        if stopper.pressed:
-            status, error = "interrupted", "interrupted by the user (Ctrl-C)"
         if isinstance(done, Failure):
-            return raw_result(
-                job, done.status if error is None else status, done.error, stats=stats
-            )
+            return raw_result(job, done.status, done.error, stats=stats)
+        status, error = "finished", None
+        if watch.stop_sent_at is not None:
+            status, error = INTERRUPTED.status, INTERRUPTED.error
         return self._result(job, status, error, done, overhead, stats)
 
     @staticmethod
@@ -517,29 +583,33 @@ class ProcessRunner:
         processes: list[Any],
         messages: dict[int, tuple[Any, ...]],
         hints: dict[str, str],
+        watch: Callable[[], Failure | None],
         on_stable: Callable[[int, bool], None] | None = None,
     ) -> list[tuple[Any, ...]] | Failure:
         """The next message of every child, in copy order, or the first failure (a copy
-        that died gets the backend's hint for its signal, ``hints``). ``messages`` fills as
-        they come, so a Ctrl-C loses none already received. A copy's ("stable", bool) on
-        the way (until_stable) goes to ``on_stable(copy, stable)``."""
+        that died gets the backend's hint for its signal, ``hints``; ``watch()``, asked
+        every ``POLL_S``, may give up). ``messages`` fills as they come. A copy's
+        ("stable", bool) on the way (until_stable) goes to ``on_stable(copy, stable)``."""
         sentinels = [p.sentinel for p in processes]  # None: seen through its pipe alone
         while len(messages) < len(conns):
+            failure = watch()
+            if failure is not None:
+                return failure
             waiting = [c for i, c in enumerate(conns) if i not in messages]
             ended = [s for i, s in enumerate(sentinels) if i not in messages and s is not None]
-            for ready in wait(waiting + ended):
+            for ready in wait(waiting + ended, POLL_S):
                 index = conns.index(ready) if ready in conns else sentinels.index(ready)
                 if index in messages:
                     continue
                 if ready is not conns[index]:  # the process ended
                     processes[index].join()
                     if not conns[index].poll():
-                        return _death_message(index, processes[index].exitcode, hints)
+                        return _died(index, processes[index].exitcode, hints)
                 try:
                     message = conns[index].recv()
                 except EOFError:  # it ended without a word (killed, say)
                     processes[index].join()
-                    return _death_message(index, processes[index].exitcode, hints)
+                    return _died(index, processes[index].exitcode, hints)
                 if message[0] == "stable" and on_stable is not None:
                     on_stable(index, message[1])
                     continue
@@ -548,6 +618,19 @@ class ProcessRunner:
                     return Failure("error", f"model copy {index} failed: {message[1]}")
                 messages[index] = message
         return [messages[i] for i in range(len(conns))]
+
+
+def _end(processes: list[Any]) -> None:
+    """Terminate the copies still running, kill those that do not end, and reap them all."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(KILL_GRACE_S)
+        if process.is_alive():  # a model stuck where SIGTERM is not acted upon
+            process.kill()
+            process.join()
+        process.close()
 
 
 def _send_all(conns: list[Connection], message: tuple[Any, ...]) -> None:
@@ -570,6 +653,15 @@ def _serialised(job: Job, serialise: Callable[[Job], Any]) -> Any:
             "dataset that can be iterated again (a list, a class with __iter__) rather than "
             "a generator, or pass multiprocess=False to run copies as threads here."
         ) from exc
+
+
+def _died(copy_id: int, exitcode: int | None, hints: dict[str, str]) -> Failure:
+    """A copy that ended before it reported: killed, or an error; interrupted when a stop
+    request came too (a SIGTERM sent to the whole process group reaches the copies)."""
+    failure = _death_message(copy_id, exitcode, hints)
+    if STOP_REQUESTED.is_set():
+        return Failure(INTERRUPTED.status, f"{INTERRUPTED.error}; {failure.error}")
+    return failure
 
 
 def _death_message(copy_id: int, exitcode: int | None, hints: dict[str, str]) -> Failure:

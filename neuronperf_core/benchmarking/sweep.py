@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from neuronperf_core.benchmarking.progress import Progress
 from neuronperf_core.benchmarking.results import RawResult
-from neuronperf_core.benchmarking.runners import Runner, ThreadsRunner
+from neuronperf_core.benchmarking.runners import STOP_REQUESTED, Runner, ThreadsRunner
 from neuronperf_core.benchmarking.stats import LoadMeter, run_info
 from neuronperf_core.benchmarking.worker import Job
 from neuronperf_core.options import BenchmarkOptions
-from neuronperf_core.reporting import get_reports, timer_pairs, write_json
+from neuronperf_core.reporting import ReportError, get_reports, timer_pairs, write_json
 
 logger = logging.getLogger("neuronperf.benchmark")
 
@@ -36,50 +40,132 @@ def run_sweep(
 ) -> list[Any]:
     """Run every job; return the reports (with ``return_timers``, NeuronPerf 1.x's
     ``(config, results)`` pairs: ``reporting.timer_pairs``). The results file is rewritten
-    after each config, so a crash later loses nothing measured; Ctrl-C returns what
-    finished."""
+    after each config, so a crash later loses nothing measured, and a write that fails
+    loses nothing either (``_ResultsFile``). A stop request (``StopOnSignals``: Ctrl-C,
+    SIGTERM) ends the running config and returns what finished."""
     progress = Progress(
         len(jobs), options.duration, options.verbosity, evaluating=evaluating, results=results_path
     )
     results: list[RawResult] = []
     reports: list[dict[str, Any]] = []
+    results_file = _ResultsFile(results_path)
     run = run_info(_call(options, evaluating))
+    stopped = False
     try:
         for job in jobs:
+            if STOP_REQUESTED.is_set():  # Ctrl-C between configs
+                stopped = True
+                break
             job = progress.count_records(job, in_this_process=isinstance(runner, ThreadsRunner))
             progress.start_config(job.config, job)
             load = LoadMeter()
             try:
                 raw = runner.run(job, options.stats_interval)
-            except KeyboardInterrupt:  # outside a runner's timed window (loading, say)
+            finally:
                 progress.end_config()
-                logger.warning(INTERRUPTED, len(results))
-                break
-            progress.end_config()
-            raw = {**raw, "load": load.stop(), "run": run}
-            results.append(raw)
-
-            def report() -> list[dict[str, Any]]:
-                done = get_reports(results, cost_per_hour=options.cost_per_hour)
-                if results_path is not None:
-                    write_json(done, str(results_path))
-                return done
-
-            try:
-                reports = report()
-            except KeyboardInterrupt:  # keep the config that just finished, then stop
-                reports = report()
-                logger.warning(INTERRUPTED, len(results))
-                break
+            results.append({**raw, "load": load.stop(), "run": run})
+            reports = get_reports(results, cost_per_hour=options.cost_per_hour)
+            results_file.write(reports)
             _check_quality(reports[-1], options.verbosity, evaluating)
-            if raw["status"] == "interrupted":
-                logger.warning(INTERRUPTED, len(results))
+            if raw["status"] == "interrupted":  # a plugin's runner that caught Ctrl-C itself
+                stopped = True
                 break
+    except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the running config
+        stopped = True
     finally:
         progress.done()
-    if results_path is not None and results:
-        logger.info("results written to %s", results_path)
+    if len(reports) < len(results):  # Ctrl-C came while the last config was being reported
+        reports = get_reports(results, cost_per_hour=options.cost_per_hour)
+        results_file.write(reports)
+    if stopped:
+        logger.warning(INTERRUPTED, len(results))
+    results_file.close(len(results))
     return timer_pairs(results) if options.return_timers else reports
+
+
+class _ResultsFile:
+    """The results file, rewritten after each config. A write that fails (a full disk, the
+    file replaced by a folder) is said, and the sweep goes on: every report is returned all
+    the same, and the next config's write tries again with all of them."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.error: Exception | None = None
+
+    def write(self, reports: list[dict[str, Any]]) -> None:
+        if self.path is None:
+            return
+        try:
+            write_json(reports, self.path)
+        except (OSError, ReportError) as exc:
+            logger.warning(
+                "the results file could not be written (%s); the sweep goes on, the reports "
+                "are returned all the same, and the next config's write tries again",
+                exc,
+            )
+            self.error = exc
+        else:
+            self.error = None
+
+    def close(self, n_results: int) -> None:
+        if self.path is None or not n_results:
+            return
+        if self.error is None:
+            logger.info("results written to %s", self.path)
+        else:
+            logger.error(
+                "the results file %s lacks the last configs (the last write failed: %s); the "
+                "reports returned hold all %d: save them with npf.write_json(reports, FILE)",
+                self.path,
+                self.error,
+                n_results,
+            )
+
+
+class StopOnSignals:
+    """Around a run, in the main thread: the first SIGINT (Ctrl-C) or SIGTERM sets
+    ``STOP_REQUESTED``: the running config stops within a second or two (the runners poll
+    it), keeping what it measured, and no later config starts. A second one raises
+    KeyboardInterrupt at once. A handler the caller set (the command line's) is told of the
+    signal too; with none, SIGTERM is raised again once the run has ended, so that the
+    process still ends by it, with every finished config written. A signal ignored before
+    (SIG_IGN) stays ignored; outside the main thread nothing changes."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.received: int | None = None
+
+    def __enter__(self) -> StopOnSignals:
+        STOP_REQUESTED.clear()
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in self.SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous is not None and previous != signal.SIG_IGN:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        STOP_REQUESTED.clear()
+        if self.received == signal.SIGTERM and self.previous.get(signal.SIGTERM) == signal.SIG_DFL:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            signal.raise_signal(signal.SIGTERM)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        STOP_REQUESTED.set()
+        previous = self.previous.get(signum)
+        if callable(previous) and previous is not signal.default_int_handler:
+            with contextlib.suppress(KeyboardInterrupt):  # stopping is done by polling here
+                previous(signum, frame)
 
 
 def _call(options: BenchmarkOptions, evaluating: bool) -> str:

@@ -10,7 +10,8 @@ Exit statuses: 0 done; 1 a config failed, or ``report --fail-if-slower`` found a
 2 a user error (one line, a traceback only with ``-v``; click's usage errors too), which
 includes the user's own code failing (a model or dataset factory, a module that fails to
 import) and the machine refusing a file (a full disk, no permission); 70 neuronperf (or a
-plugin) itself failed: a bug, shown with its traceback; 130 Ctrl-C, with what finished kept.
+plugin) itself failed: a bug, shown with its traceback; 130 Ctrl-C (143 SIGTERM), with what
+finished kept.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ EXIT_FAILED = 1  # a config failed, or a comparison found a regression
 EXIT_USAGE = 2  # click uses 2 for its own usage errors too
 EXIT_CRASH = 70  # EX_SOFTWARE (sysexits.h): an internal error, a bug to report
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_ON_SIGNAL = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,14 +59,19 @@ class Command(click.Command):
 
 
 class _Interrupted:
-    """Remembers a Ctrl-C: the engine returns what finished, and we still exit 130."""
+    """Remembers a Ctrl-C (or SIGTERM): the engine returns what finished, and we still exit
+    130 (143)."""
 
-    seen = False
+    seen: int | None = None  # the exit status of the signal received
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.seen = None
 
     @classmethod
     def handler(cls, signum: int, frame: Any) -> None:
-        cls.seen = True
-        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+        cls.seen = EXIT_ON_SIGNAL[signal.Signals(signum)]
+        raise KeyboardInterrupt  # outside a sweep; a sweep stops on its own (sweep.py)
 
 
 class NeuronperfGroup(click.Group):
@@ -123,14 +131,18 @@ class NeuronperfGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        _Interrupted.seen = False
+        _Interrupted.reset()
         main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, _Interrupted.handler) if main_thread else None
+        previous = (
+            {s: signal.signal(s, _Interrupted.handler) for s in EXIT_ON_SIGNAL}
+            if main_thread
+            else {}
+        )
         try:
             status = super().invoke(ctx)
         except KeyboardInterrupt:
             print(f"neuronperf {ctx.invoked_subcommand}: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return _Interrupted.seen or EXIT_INTERRUPTED
         except NeuronPerfError as exc:  # the user can act on it: one line, no traceback
             return _user_error(ctx, as_flags(str(exc)))
         except BrokenPipeError:  # `neuronperf metrics | head`: the reader left, nothing is wrong
@@ -150,14 +162,14 @@ class NeuronperfGroup(click.Group):
             _crash(str(ctx.invoked_subcommand))
             return EXIT_CRASH
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         if _Interrupted.seen:
             print(
                 f"neuronperf {ctx.invoked_subcommand}: interrupted; what finished is saved",
                 file=sys.stderr,
             )
-            return EXIT_INTERRUPTED
+            return _Interrupted.seen
         return EXIT_OK if status is None else status
 
 

@@ -243,7 +243,10 @@ def _results_file(options: dict[str, Any], name: str) -> Iterator[Path]:
     with _created(folder, "--output-dir") if folder is not None else contextlib.nullcontext():
         path = files.results_path(results_dir, results_file, options.get("model_name") or name)
         assert path is not None  # a folder or a file was given
-        yield path
+        try:
+            yield path
+        finally:
+            files.release(path)  # the file results_path created, if no report replaced it
 
 
 # -- commands -------------------------------------------------------------------------------
