@@ -171,6 +171,10 @@ def test_demo_is_the_torch_plugins_command(cli):
     assert result.returncode == 0 and "\n  demo " in result.stdout
     out = cli.run("demo", "--help").stdout
     assert "example:\n  neuronperf demo --quick" in out and "--json" in out
+    from neuronperf_core.cli.app import cli as group
+
+    group.add_plugin_commands()
+    assert [p.name for p in group.commands["demo"].params if not p.help] == []  # one line each
     plugins = {p["name"]: p for p in cli.json("plugins")}
     assert plugins["torch"]["registered"]["commands"] == ["demo"]
     imported = subprocess.run(
