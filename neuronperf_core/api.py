@@ -23,6 +23,7 @@ from neuronperf_core import files
 from neuronperf_core.backend import Backend, CompileSpec, RunPlan
 from neuronperf_core.benchmarking import plan as planning
 from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
+from neuronperf_core.errors import NeuronPerfError
 from neuronperf_core.options import BenchmarkOptions, CompileOptions, OptionError
 
 logger = logging.getLogger("neuronperf.api")
@@ -331,6 +332,8 @@ def _is_one_shot(data: Any) -> bool:
         return iter(data) is data
     except TypeError:
         return False
+    except NeuronPerfError:  # a backend's own, about the rows
+        raise
     except Exception as exc:  # the user's dataset code, before anything loads
         raise _unreadable(exc) from exc
 
@@ -352,12 +355,16 @@ def _peek(rows: Any, one_shot: bool = False) -> tuple[Any, Any]:
             f"the evaluation dataset must be an iterable of tuple(*INPUTS, TARGET), got "
             f"{type(rows).__name__}."
         ) from None
+    except NeuronPerfError:  # a backend's own, about the rows
+        raise
     except Exception as exc:  # the user's dataset code, before anything loads
         raise _unreadable(exc) from exc
     try:
         first = next(iterator)
     except StopIteration:
         raise BenchmarkArgumentError("the evaluation dataset is empty: nothing to score.") from None
+    except NeuronPerfError:
+        raise
     except Exception as exc:
         raise _unreadable(exc) from exc
     if iterator is rows or one_shot:
