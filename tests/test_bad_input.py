@@ -628,3 +628,32 @@ def test_a_multiclass_binary_metric_error_names_the_spec_that_scores_it() -> Non
     (fixed,) = npf.cpu.evaluate(Echo, rows, metrics="recall:average=macro", batch_sizes=[1],
                                 results_dir=None, verbosity=0)  # fmt: skip
     assert fixed["status"] == "finished" and fixed["recall:average=macro"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b"])
+def test_compile_never_names_an_artifact_or_index_outside_its_folder(
+    tmp_path: Path, name: str
+) -> None:
+    from neuronperf_core import api
+    from neuronperf_core.files import OutputPathError
+
+    sys.path.insert(0, str(DOUBLE.parent))
+    try:
+        from cli_framework_double import ScaleBackend, ScaleModel
+    finally:
+        sys.path.remove(str(DOUBLE.parent))
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(OutputPathError, match="cannot name a file"):
+        api.compile(ScaleBackend(), ScaleModel(), np.ones((1, 4)), model_name=name,
+                    models_dir=work / "models")  # fmt: skip
+    assert list(tmp_path.rglob("*")) == [work]
+
+
+def test_cli_name_that_is_a_path_is_refused_naming_the_flag(cli: Cli, index: Path) -> None:
+    err = cli.fails(2, "compile", "mymodels:build", "--input-shape", "1x4", "--name", "../x")
+    assert "--name ../x cannot name a file" in err
+    err = cli.fails(2, "benchmark", str(index), "--input-shape", "1x4", "--name", "../x")
+    assert "--name ../x cannot name a file" in err
+    assert not (cli.cwd.parent / "x.json").exists()
+    assert not list(cli.cwd.parent.glob("x.results-*"))

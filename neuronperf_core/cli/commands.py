@@ -275,7 +275,7 @@ def compile_(
         name = path.stem
         backend = sources.backend_reading(path, backend_name)
         target = None
-    name = files.safe_name(options.pop("model_name", None) or name, "--name")
+    name = files.safe_name(options.pop("model_name", None) or name, "model_name")  # --name
     inputs = _inputs(shapes, dtypes, inputs_file, backend, options.get("batch_sizes"))
     # not created here: api.compile creates it once its checks pass (none left empty)
     out = _folder(options.pop("models_dir", _default(CompileOptions, "models_dir")), "--out")
