@@ -108,7 +108,7 @@ def test_names_taken_in_the_same_second_are_two_files(
 
 
 CONCURRENT = """
-    import sys, time
+    import os, sys, time
     import numpy as np
     import neuronperf as npf
     from neuronperf_core import files
@@ -120,8 +120,9 @@ CONCURRENT = """
         def __call__(self, x):
             return x
 
-    go = float(sys.argv[1])
-    time.sleep(max(0.0, go - time.time()))  # every run starts together
+    open(f"ready-{os.getpid()}", "w").close()
+    while not os.path.exists("go"):  # every run starts together
+        time.sleep(0.005)
     (report,) = npf.cpu.benchmark(Echo, np.ones((1, 4), dtype=np.float32), batch_sizes=[1],
                                   n_models=1, workers_per_model=1, duration=1, runner="threads",
                                   results_dir="out", model_name="m", verbosity=0)
@@ -132,10 +133,9 @@ CONCURRENT = """
 def test_runs_started_in_the_same_second_write_a_results_file_each(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "script.py").write_text(textwrap.dedent(CONCURRENT))
-    go = time.time() + 5  # after every interpreter has started and imported neuronperf
     runs = [
         subprocess.Popen(
-            [sys.executable, "script.py", str(go)],
+            [sys.executable, "script.py"],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -143,6 +143,10 @@ def test_runs_started_in_the_same_second_write_a_results_file_each(tmp_path: Pat
         )
         for _ in range(3)
     ]
+    try:  # go once every interpreter has started and imported neuronperf
+        wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 3, "the runs to start")
+    finally:
+        (tmp_path / "go").touch()
     outputs = [run.communicate(timeout=120) for run in runs]
     for run, (out, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0 and out.split() == ["finished"], err
