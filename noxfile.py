@@ -21,14 +21,17 @@ nox.options.sessions = [
     "typecheck_torch",
     "typecheck_metrics_extra",
     "torch",
+    "ray",
 ]
 
 SAMPLE_PLUGIN = "tests/fixtures/sample_plugin"
 TORCH_PLUGIN = "plugins/neuronperf_torch"
 METRICS_EXTRA = "plugins/neuronperf_metrics_extra"
+RAY_PLUGIN = "plugins/neuronperf_ray"
 TORCH = "torch==2.13.0"  # pinned: a CPU build on local disk; a bare "torch" pulls GBs of CUDA
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
+RAY = "ray==2.60.0"  # pinned: the version the runner was tested against (a 79 MB wheel)
 
 
 @nox.session
@@ -122,3 +125,16 @@ def torch(session: nox.Session) -> None:
     session.install(".[plot]", f"./{TORCH_PLUGIN}[test,demo]", TORCH)
     session.chdir(TORCH_PLUGIN)
     session.run("pytest", *session.posargs, env={"NEURONPERF_TORCH_EXPECT_INSTALLED": "1"})
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """The Ray runner plugin's tests, with neuronperf-core and neuronperf-ray installed as real
+    (non-editable) distributions beside ray; the tests start one simulated Ray cluster (3 nodes
+    on this machine) for the session. Then mypy --strict on the plugin, against ray's own types
+    (here, not in a session of its own: ray is a large install). Run from the plugin's folder
+    (src layout), so nothing is imported from the checkout."""
+    session.install(".", f"./{RAY_PLUGIN}[test]", RAY, MYPY)
+    session.chdir(RAY_PLUGIN)
+    session.run("pytest", *session.posargs)
+    session.run("mypy")
