@@ -72,12 +72,12 @@ def run_sweep(
                 break
     except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the running config
         stopped = True
+        if results:  # it may have come while the last config was reported or written
+            reports = get_reports(results, cost_per_hour=options.cost_per_hour)
+            results_file.write(reports)
     finally:
         progress.done()
-    if len(reports) < len(results):  # Ctrl-C came while the last config was being reported
-        reports = get_reports(results, cost_per_hour=options.cost_per_hour)
-        results_file.write(reports)
-    if stopped:
+    if stopped or STOP_REQUESTED.is_set():
         logger.warning(INTERRUPTED, len(results))
     results_file.close(len(results))
     return timer_pairs(results) if options.return_timers else reports
