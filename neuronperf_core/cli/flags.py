@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from neuronperf_core.cli import messages, sources
-from neuronperf_core.options import TRANSFERS, BenchmarkOptions, CompileOptions
+from neuronperf_core.options import RAY_PLACEMENTS, TRANSFERS, BenchmarkOptions, CompileOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,6 +113,7 @@ FLAG_TYPES: Mapping[str, tuple[ParamType, str]] = {
     "results_dir": (click.STRING, "DIR"),
     "results_file": (click.STRING, "FILE"),
     "transfer": (click.Choice(TRANSFERS), "|".join(TRANSFERS)),
+    "ray_placement": (click.Choice(RAY_PLACEMENTS), "|".join(RAY_PLACEMENTS)),
 }
 
 # The verbosity keyword's flag is a pair of switches: -v (2) and -q (0); 1 when neither.
