@@ -5,8 +5,9 @@ Copies get processes of their own as fresh interpreters (never a fork, see
 
 - cpu: each copy's workers share its part of the cores. Every worker thread
   gets ``cores // (n_models * workers_per_model)`` intra-op threads (at least
-  one): OpenMP gives each calling thread its own team, so two workers with a
-  copy's whole share would oversubscribe the cores twice over. A copy in its
+  one, and never every core: ``threads_per_worker``): OpenMP gives each calling
+  thread its own team, so two workers with a copy's whole share would
+  oversubscribe the cores twice over. A copy in its
   own process allocates from one malloc arena and keeps freed memory (``steady_malloc``).
 - cuda: one GPU per copy. In a process of its own a copy sees only its GPU
   (``CUDA_VISIBLE_DEVICES``, set before CUDA starts); with the threads runner
@@ -104,7 +105,12 @@ def steady_malloc() -> bool:
 
 
 def threads_per_worker(cores: int, n_models: int, workers_per_model: int) -> int:
-    return max(1, cores // (n_models * workers_per_model))
+    """The cores split across copies and workers, leaving one core free of a lone worker's
+    team: an OpenMP team that owns every core waits at each barrier for whichever of its
+    threads another process pushed off a core. On 2 shared cores, 1 copy x 1 worker of the
+    demo's MLP at batch 8 ran 7,352 inferences/s with 2 threads (p99 36 ms) against
+    187,529 with 1 (p99 0.07 ms); bench/busy_machine.py, bench/RESULTS.md."""
+    return max(1, min(cores - 1, cores // (n_models * workers_per_model)))
 
 
 @contextlib.contextmanager
