@@ -114,7 +114,7 @@ def main() -> None:
                     f"{max(values):{fmt}}]")  # fmt: skip
 
         others = statistics.median(r["other_cpu_share"] or 0.0 for r in reports)
-        print(f"{batch:>5} {threads:>7} {str(busy):>5} {policy or 'default':>11}  "
+        print(f"{batch:>5} {threads:>7} {busy!s:>5} {policy or 'default':>11}  "
               f"{cell('throughput_avg', '8.0f'):>28}  {cell('latency_ms_p50', '6.3f'):>24}  "
               f"{cell('latency_ms_p99', '6.3f'):>24}  {others:>6.0%}")  # fmt: skip
 

@@ -157,6 +157,25 @@ class ConfigComparison:
     old_error: str | None
     new_error: str | None
     changes: tuple[MetricChange, ...]
+    # the share of the CPU other processes used during each run of the config (reports'
+    # other_cpu_share; None when unknown): a machine whose load changed between the runs
+    # moves their figures as surely as a code change
+    old_other_cpu_share: float | None = None
+    new_other_cpu_share: float | None = None
+
+    def busy_note(self) -> str | None:
+        """ "busy machine: other processes used 65% (new run) of the CPU", or None when
+        neither run's machine was busy (``uncertainty.BUSY_SHARE``)."""
+        from neuronperf_core.uncertainty import BUSY_SHARE
+
+        busy = [
+            f"{share:.0%} ({run} run)"
+            for run, share in (("old", self.old_other_cpu_share), ("new", self.new_other_cpu_share))
+            if share is not None and share > BUSY_SHARE
+        ]
+        return (
+            f"busy machine: other processes used {' and '.join(busy)} of the CPU" if busy else None
+        )
 
     @property
     def finished(self) -> bool:
@@ -185,6 +204,8 @@ class ConfigComparison:
             "new_model_name": self.new_model_name,
             "old_error": self.old_error,
             "new_error": self.new_error,
+            "old_other_cpu_share": self.old_other_cpu_share,
+            "new_other_cpu_share": self.new_other_cpu_share,
             "changes": {c.metric: c.to_dict() for c in self.changes},
         }
 
@@ -232,9 +253,8 @@ class Comparison:
             for name in chosen:
                 change = row.change(GATE_STATISTICS[name])
                 if change is not None and _slower(change, pct):
-                    failures.append(
-                        GateFailure(row.label, name, change, f"slower by more than {pct:g}%")
-                    )
+                    reason = f"slower by more than {pct:g}%"
+                    failures.append(GateFailure(row.label, name, change, reason, row.busy_note()))
             configs.append((row, tuple(failures)))
         missing = tuple(u for u in self.only_old if u.status == "finished")
         return Gate(float(pct), chosen, tuple(configs), missing)
@@ -259,19 +279,24 @@ class GateFailure:
     statistic: str | None
     change: MetricChange | None
     reason: str
+    busy: str | None = None  # ConfigComparison.busy_note
 
     def message(self) -> str:
         """ "b8 n1 w1: p50 +12.3% (95% interval +8.1% to +16.5%): slower by more than 5%,
-        significant" """
+        significant", and "; " the busy note when a run's machine was busy."""
         if self.change is None or self.statistic is None:
             return f"{self.label}: {self.reason}"
         tested = {True: ", significant", False: "", None: " (untested)"}[self.change.significant]
-        return f"{self.label}: {self.statistic} {self.change.describe()}: {self.reason}{tested}"
+        note = f"; {self.busy}" if self.busy else ""
+        return (
+            f"{self.label}: {self.statistic} {self.change.describe()}: {self.reason}{tested}{note}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "statistic": self.statistic,
             "reason": self.reason,
+            "busy": self.busy,
             "change": None if self.change is None else self.change.to_dict(),
             "message": self.message(),
         }
@@ -370,6 +395,8 @@ def compare_reports(
                 old_error=_text(o.get("error")),
                 new_error=_text(n.get("error")),
                 changes=changes,
+                old_other_cpu_share=_number(o.get("other_cpu_share"), "other_cpu_share"),
+                new_other_cpu_share=_number(n.get("other_cpu_share"), "other_cpu_share"),
             )
         )
     return Comparison(

@@ -308,6 +308,20 @@ def test_a_change_far_beyond_the_windows_scatter_is_significant() -> None:
     assert message.endswith("slower by more than 5%, significant")
 
 
+def test_a_gate_failure_says_when_a_run_shared_a_busy_machine() -> None:
+    old = windowed(100, 10, 0.01, 1) | {"other_cpu_share": 0.02}
+    new = windowed(90, 10, 0.01, 2) | {"other_cpu_share": 0.65}
+    (failure,) = compare_reports([old], [new]).gate(5).failures
+    assert failure.message().endswith(
+        "significant; busy machine: other processes used 65% (new run) of the CPU"
+    )
+    assert (
+        failure.to_dict()["busy"] == "busy machine: other processes used 65% (new run) of the CPU"
+    )
+    quiet = compare_reports([old], [new | {"other_cpu_share": 0.05}]).gate(5).failures
+    assert quiet[0].busy is None and "busy" not in quiet[0].message()
+
+
 def test_a_change_within_the_windows_scatter_is_not_significant_and_passes() -> None:
     comparison = compare_reports([windowed(100, 10, 0.2, 1)], [windowed(90, 11, 0.2, 2)])
     change = comparison.rows[0].change("throughput_avg")
