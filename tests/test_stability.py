@@ -201,18 +201,23 @@ def test_timing_in_windows_keeps_every_sample_where_it_belongs(max_samples: int)
     assert posted and sum(n for _, n in posted) <= 500 + stride
 
 
-class Alternating:
-    """1 ms calls in even tenths of a second, 5 ms in odd ones: never stable at 10 %."""
+class Drifting:
+    """Each call slower than the last: 1 ms at first, 1 ms more every 0.3 s. Any three
+    windows of 0.1 s differ by far more than 10 %, wherever they fall."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
 
     def __call__(self, x: Any) -> Any:
-        slow = int(time.perf_counter() * 10) % 2
-        time.sleep(0.005 if slow else 0.001)
+        now = time.perf_counter()
+        self.start = self.start or now
+        time.sleep(0.001 * (1 + (now - self.start) / 0.3))
         return x
 
 
 def test_until_stable_runs_to_the_maximum_duration_when_never_stable() -> None:
     (report,) = cpu.benchmark(
-        Alternating(), X, until_stable=True, window_s=0.1,
+        Drifting(), X, until_stable=True, window_s=0.1,
         **{**QUICK, "duration": 0.6, "max_infers": None},
     )  # fmt: skip
     assert report["until_stable"] is True and report["stable"] is False
