@@ -3,11 +3,13 @@
 multiprocessing's "spawn" runs the parent's main module again in every child, so a script
 that benchmarks at its top level (every NeuronPerf 1.x script: 1.x forked) would start a
 benchmark per copy. Here a copy is ``python -c BOOT``: neuronperf's own entry point
-(``child_main``), which imports neuronperf_core and whatever the job refers to, nothing
-else. The job reaches it over a socket, serialised with cloudpickle, so what the script
-defined (a model or metric class, a preprocess_fn, a lambda) travels by value, as with
-Ray, loky and Dask; what lives in an importable module travels by reference and is
-imported from the parent's ``sys.path``, which the child takes over before unpickling.
+(``runners.fresh_copy_main``), which imports neuronperf_core and whatever the job refers
+to, nothing else. The job reaches it over a socket, serialised with cloudpickle, so what
+the script defined (a model or metric class, a preprocess_fn, a lambda) travels by value,
+as with Ray, loky and Dask; what lives in an importable module travels by reference and
+is imported from the parent's ``sys.path``, which the child takes over before unpickling.
+This module is the transport (starting such a process, its messages, its ties to the
+parent); what a copy does is the runner's.
 
 - Ctrl-C stays with the parent. Copies start with SIGINT blocked (the mask survives fork
   and exec) and ignore it before unblocking it, so no Ctrl-C can reach a copy, however
@@ -34,7 +36,6 @@ import signal
 import socket
 import subprocess
 import sys
-import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
@@ -46,7 +47,7 @@ import neuronperf_core
 # child imports the parent's neuronperf_core before it has the parent's whole sys.path.
 BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from neuronperf_core.benchmarking.fresh import child_main; child_main()"
+    "from neuronperf_core.benchmarking.runners import fresh_copy_main; fresh_copy_main()"
 )
 EXIT_ORPHANED = 3  # the parent died: nobody is left to read a result
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -176,40 +177,3 @@ def die_with_parent(parent_pid: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # it died before we asked
         os._exit(EXIT_ORPHANED)
-
-
-def child_main() -> None:
-    """A copy's interpreter: take over the parent's sys.path and argv, receive the job,
-    run the copy (``runners.copy_life``)."""
-    fd, parent_pid, copy_id = (int(arg) for arg in sys.argv[2:5])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one is dropped
-    die_with_parent(parent_pid)
-    conn = Connection(fd)
-    try:
-        header = conn.recv()
-        sys.path[:] = header["sys_path"]
-        sys.argv[:] = header["sys_argv"]
-        payload = conn.recv_bytes()
-    except (EOFError, OSError):
-        os._exit(EXIT_ORPHANED)
-
-    from neuronperf_core.benchmarking import runners
-
-    try:
-        job = pickle.loads(payload)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            send(
-                conn,
-                (
-                    "error",
-                    f"its job could not be unpickled in a fresh interpreter: "
-                    f"{type(exc).__name__}: {exc}",
-                    traceback.format_exc(),
-                ),
-            )
-        conn.close()
-        return
-    del payload
-    runners.copy_life(job, copy_id, conn, lambda message: send(conn, message))

@@ -38,6 +38,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -391,6 +392,41 @@ def _copy_process(
         other.close()
     fresh.die_with_parent(parent_pid)
     copy_life(job, copy_id, conn, lambda message: fresh.send(conn, message))  # by value
+
+
+def fresh_copy_main() -> None:
+    """A copy's interpreter: take over the parent's sys.path and argv, receive the job,
+    run the copy (``copy_life``). Started by ``fresh.FreshProcess`` as ``fresh.BOOT``."""
+    fd, parent_pid, copy_id = (int(arg) for arg in sys.argv[2:5])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one is dropped
+    fresh.die_with_parent(parent_pid)
+    conn = Connection(fd)
+    try:
+        header = conn.recv()
+        sys.path[:] = header["sys_path"]
+        sys.argv[:] = header["sys_argv"]
+        payload = conn.recv_bytes()
+    except (EOFError, OSError):
+        os._exit(fresh.EXIT_ORPHANED)
+
+    try:
+        job = pickle.loads(payload)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            fresh.send(
+                conn,
+                (
+                    "error",
+                    f"its job could not be unpickled in a fresh interpreter: "
+                    f"{type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                ),
+            )
+        conn.close()
+        return
+    del payload
+    copy_life(job, copy_id, conn, lambda message: fresh.send(conn, message))
 
 
 def copy_life(
