@@ -337,7 +337,7 @@ def test_report_compares_two_runs_and_gates_on_slowdown(cli, index):
     old = _results(cli, index, "old")
     reports = json.loads(old.read_text())
     for r in reports:  # steady windows (1% apart), so what is significant is known
-        r["latency_histogram"] = None
+        r["latency_histogram"] = r["other_cpu_share"] = None  # and no busy machine to note
         r["windows"] = {
             "throughput": [r["throughput_avg"] * (1 + 0.01 * (k % 3 - 1)) for k in range(9)],
             **{
