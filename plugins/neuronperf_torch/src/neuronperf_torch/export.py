@@ -28,18 +28,17 @@ and returns floating outputs in the input dtype, as Neuron's auto-cast does.
 from __future__ import annotations
 
 import ast
-import contextlib
 import copy
 import io
 import json
 import re
-import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from neuronperf_torch.errors import TorchArgumentError, UnsafeArtifactError
+from neuronperf_torch.neuron import jit_deprecation_silenced
 
 FORMAT = "torch.export"
 EXTENSION = ".pt2"
@@ -768,17 +767,6 @@ def _program_device(program: Any) -> str:
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _FILE_ARGUMENT = re.compile(r"file|path|dir", re.IGNORECASE)
-
-
-@contextlib.contextmanager
-def jit_deprecation_silenced() -> Iterator[None]:
-    """torch 2.13 deprecates torch.jit.save/load, but torch-neuronx models and NeuronPerf 1.x
-    scripts' files are TorchScript: silence only that warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
-        )
-        yield
 
 
 def _torchscript_names(names: list[str]) -> tuple[str, list[str]] | None:

@@ -38,12 +38,12 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from neuronperf_torch.errors import DeviceUnavailableError, TorchArgumentError
-from neuronperf_torch.export import jit_deprecation_silenced
 
 FORMAT = "torchscript-neuronx"
 EXTENSION = ".pt"
@@ -74,6 +74,17 @@ ABORT_HINT = (
     "another process (a notebook kernel, an earlier run) holds the NeuronCores: stop it "
     "(neuron-top shows who holds them), or pass fewer n_models."
 )
+
+
+@contextlib.contextmanager
+def jit_deprecation_silenced() -> Iterator[None]:
+    """torch 2.13 deprecates torch.jit.save/load, but torch-neuronx models and NeuronPerf 1.x
+    scripts' files are TorchScript: silence only that warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
+        )
+        yield
 
 
 def split_cast_mode(cast_mode: str) -> tuple[str, str | None]:
