@@ -23,7 +23,7 @@ A copy in a process of its own, either way, follows ``copy_life``: load, say
 the parent may say "stop" (Ctrl-C) at any time after "go". A copy dies with
 its parent, and the parent kills its copies on the way out.
 
-Every runner waits on a config in short polls (``_Watch``): the sweep's stop
+Every runner waits on a config in short polls (``Watch``): the sweep's stop
 request (``STOP_REQUESTED``: Ctrl-C, SIGTERM) ends the config within a second
 or two, keeping what its copies measured, and a config that takes longer than
 its duration plus ``config_timeout`` (a model hanging while it loads or in a
@@ -105,7 +105,7 @@ class Failure:
 INTERRUPTED = Failure("interrupted", "interrupted by the user (Ctrl-C or SIGTERM)")
 
 
-class _Watch:
+class Watch:
     """What ends a runner's wait on a config early: the sweep's stop request, and the
     config's time limit (its duration plus ``config_timeout``, counted from the start)."""
 
@@ -115,10 +115,10 @@ class _Watch:
         self.give_up_at = None if limit is None else time.monotonic() + job.config.duration + limit
         self.stop_sent_at: float | None = None
 
-    def check(self, stop_copies: Callable[[], None] | None) -> Failure | None:
+    def check(self, stop_copies: Callable[[], None] | None, stage: str = "") -> Failure | None:
         """None: wait on. ``stop_copies``: how to ask the copies to stop and report what they
         measured, which they get ``STOP_GRACE_S`` for (None: nothing is measured yet, give
-        up at once)."""
+        up at once). ``stage``: what the copies were doing, for the timeout's message."""
         now = time.monotonic()
         if STOP_REQUESTED.is_set():
             if stop_copies is None:
@@ -137,9 +137,10 @@ class _Watch:
             return Failure(
                 "timeout",
                 f"the config took longer than its duration ({self.job.config.duration:g} s) "
-                f"plus config_timeout ({self.job.config_timeout:g} s): a model that hangs "
-                "while loading or in a call? It was ended; pass a larger config_timeout (0: "
-                "no limit) if it needs longer.",
+                f"plus config_timeout ({self.job.config_timeout:g} s)"
+                f"{f' while {stage}' if stage else ''}: a model that hangs while loading or "
+                "in a call? It was ended; pass a larger config_timeout (0: no limit) if it "
+                "needs longer.",
             )
         return None
 
@@ -282,7 +283,7 @@ def _error_text(exc: BaseException) -> str:
 class ThreadsRunner:
     """Every model copy and worker in this process (multiprocess=False).
 
-    The config runs in daemon threads while the calling thread waits on it (``_Watch``), so
+    The config runs in daemon threads while the calling thread waits on it (``Watch``), so
     that a stop request or the time limit ends it even when a model never returns from
     loading or from a call. Such a thread cannot be killed: it is left behind, holding its
     model (and a core, if it spins) until the process ends, which it never delays (daemon
@@ -305,7 +306,7 @@ class ThreadsRunner:
                 done.set()
 
         threading.Thread(target=config, name="neuronperf-config", daemon=True).start()
-        watch = _Watch(job)
+        watch = Watch(job)
         try:
             while not done.wait(POLL_S):
                 failure = watch.check(stop.now if timing.is_set() else None)
@@ -567,7 +568,7 @@ class ProcessRunner:
     ) -> RawResult:
         """Wait for every copy to load, start them together, collect their results."""
         sampler = StatsSampler(stats_interval)
-        watch = _Watch(job)
+        watch = Watch(job)
         try:
             ready = self._collect(conns, processes, {}, job.death_hints, lambda: watch.check(None))
             if isinstance(ready, Failure):

@@ -41,8 +41,7 @@ from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.runners import (
     INTERRUPTED,
     POLL_S,
-    STOP_GRACE_S,
-    STOP_REQUESTED,
+    Watch,
     raw_result,
 )
 from neuronperf_core.benchmarking.stats import StatsSampler
@@ -186,15 +185,11 @@ class _ConfigRun:
         self.actors: list[Any] = []
         self.nodes: dict[int, dict[str, Any]] = {}  # copy -> CopyActor.where()
         self.clocks: list[timing.ClockOffset] = []
-        self.give_up_at: float | None = None  # monotonic: the config's time limit
-        self.stop_sent_at: float | None = None  # monotonic: when the copies were told to stop
+        self.watch = Watch(job)  # the stop request and the config's time limit
 
     def run(self, stats_interval: float) -> RawResult:
         sampler = StatsSampler(stats_interval)
-        limit = self.job.config_timeout
-        self.give_up_at = (
-            None if limit is None else time.monotonic() + self.job.config.duration + limit
-        )
+        self.watch = Watch(self.job)  # the time limit counts from here
         try:
             return self._run(sampler)
         except KeyboardInterrupt:  # outside the sweep's StopOnSignals, or a second Ctrl-C
@@ -251,7 +246,7 @@ class _ConfigRun:
         ]
         done = self._gather(runs, "running")
         status, error = "finished", None
-        if self.stop_sent_at is not None:  # the copies stopped early, with what they measured
+        if self.watch.stop_sent_at is not None:  # the copies stopped early, with what they measured
             status, error = INTERRUPTED.status, INTERRUPTED.error
         return self._result(status, error, done, start_ns, max(overheads), sampler.stop())
 
@@ -283,28 +278,14 @@ class _ConfigRun:
     def _check(self, stage: str) -> None:
         """End the config on a stop request (Ctrl-C, SIGTERM: copies that run are told to
         stop and get ``STOP_GRACE_S`` to send what they measured) or past its time limit."""
-        now = time.monotonic()
-        if STOP_REQUESTED.is_set():
-            if stage != "running":
-                raise _Ended(INTERRUPTED.status, INTERRUPTED.error)
-            if self.stop_sent_at is None:
-                self.stop_sent_at = now
-                for actor in self.actors:
-                    actor.stop_now.remote()
-            elif now > self.stop_sent_at + STOP_GRACE_S:
-                raise _Ended(
-                    INTERRUPTED.status,
-                    f"{INTERRUPTED.error}; the model did not return within {STOP_GRACE_S:g} s "
-                    "of it, so nothing of this config was kept",
-                )
-        if self.give_up_at is not None and now > self.give_up_at:
-            raise _Ended(
-                "timeout",
-                f"the config took longer than its duration ({self.job.config.duration:g} s) "
-                f"plus config_timeout ({self.job.config_timeout:g} s) while {stage}: a model "
-                "that hangs while loading or in a call? Its copies were killed; pass a larger "
-                "config_timeout (0: no limit) if it needs longer.",
-            )
+
+        def stop_copies() -> None:
+            for actor in self.actors:
+                actor.stop_now.remote()
+
+        failure = self.watch.check(stop_copies if stage == "running" else None, stage)
+        if failure is not None:
+            raise _Ended(failure.status, failure.error)
 
     def _failure(self, copy_id: int, stage: str, exc: Exception) -> str:
         from ray.exceptions import RayActorError, RayTaskError
