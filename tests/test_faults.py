@@ -18,12 +18,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from processes import alive, run_script, wait_for
 
 import neuronperf as npf
 from neuronperf_core import files
@@ -51,36 +51,6 @@ class Echo:
 
 def results_in(folder: Path) -> list[Path]:
     return sorted(folder.glob("m.results-*.json"))
-
-
-def run_script(
-    folder: Path, source: str, *args: str, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    script = folder / "script.py"
-    script.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, str(script), *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie (an orphan's zombie waits for a reaper that may never come)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def pids_in(log: Path) -> list[int]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from processes import alive, run_script, wait_for
 
 import neuronperf as npf
 from neuronperf_core.benchmarking import fresh
@@ -43,42 +44,6 @@ QUICK: dict[str, Any] = {
     "results_dir": None,
     "runner": "interpreters",
 }
-
-
-def run_script(folder: Path, source: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    script = folder / "script.py"
-    script.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, str(script)],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        import psutil  # type: ignore[import-untyped]
-    except ImportError:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        return "\nState:\tZ" not in status
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
 
 
 def pids_in(log: Path, n: int) -> list[int]:
