@@ -99,7 +99,9 @@ def test_a_1x_script_benchmarks_a_traced_file_on_the_cpu(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(os.environ),  # not the C environment, where pytest's readline put COLUMNS=80
+        # not the C environment, where pytest's readline put COLUMNS=80; and no COLUMNS at
+        # all: the table into a pipe keeps its natural width, the file name whole
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
