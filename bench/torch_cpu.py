@@ -390,7 +390,8 @@ def latency_part(folder: Path, args: argparse.Namespace) -> None:
             verdicts.append((f"{name}, {threads} thread(s)", agree))
     print(f"(npf runner: {row['runner']}; copy_malloc: {row['copy_malloc']})")
     for label, ok in verdicts:
-        print(f"{label}: {'meets' if ok else 'MISSES'} the target of agreeing within 5 % with Timer and the hand loop")
+        verdict = "meets" if ok else "MISSES"
+        print(f"{label}: {verdict} the target of agreeing within 5 % with Timer and the hand loop")
     print()
 
 
