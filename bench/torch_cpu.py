@@ -9,7 +9,8 @@
    a hand-written timed loop (the median of per-call ``perf_counter_ns``
    times), for the same loaded model (``npf.torch.load``: the artifact's graph
    under inference mode, exactly what the workers call) and the same input, at
-   the same intra-op thread count: 1 (Timer's default) and all cores. Timer and
+   the same intra-op thread count (npf's ``intra_op_threads``): 1 (Timer's default)
+   and all cores. Timer and
    the hand loop run in one fresh interpreter (spawned, as npf's copy is), in
    its main thread after loading and 8 warm-up calls, with the allocator
    setting npf's copies get (``steady_malloc``: one arena, freed memory kept):
@@ -137,16 +138,6 @@ def compile_model(name: str, folder: Path, batch_sizes: list[int]) -> tuple[str,
 # -- 1. latency fidelity ------------------------------------------------------------------
 
 
-class SetThreads:
-    """env_setup_fn: the copy's intra-op threads (runs after the plugin's own split)."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-
-    def __call__(self, copy_id: int, config: dict[str, Any]) -> None:
-        torch.set_num_threads(self.threads)
-
-
 def _timer_process(
     name: str, path: str, x: torch.Tensor, threads: int, seconds: float, steady: bool, out: Any
 ) -> None:
@@ -209,13 +200,14 @@ def latency(name: str, folder: Path, threads: int, rounds: int, seconds: float) 
             [x],
             n_models=1,
             workers_per_model=1,
-            env_setup_fn=SetThreads(threads),
+            intra_op_threads=threads,
             duration=seconds,
             results_dir=None,
             verbosity=0,
             stats_interval=0,
         )
         assert report["status"] == "finished", report["error"]
+        assert report["intra_op_threads"] == threads  # like for like
         rows["npf"].append(float(report["latency_ms_p50"]))
         timer, hand, eager = timer_ms(name, path, x, threads, seconds, steady=True)
         (glibc,) = timer_ms(name, path, x, threads, seconds, steady=False)
@@ -279,13 +271,12 @@ def _hand_process(
 
 
 def hand_throughput(
-    path: str, x: torch.Tensor, n_models: int, workers: int, seconds: float
+    path: str, x: torch.Tensor, n_models: int, workers: int, threads: int, seconds: float
 ) -> float:
     """Inferences x batch per second of n_models spawned processes x workers threads, all
     started together once every process has loaded and warmed up."""
     context = multiprocessing.get_context("spawn")
     sync = (context.Queue(), context.Event(), context.Value("d", 0.0), context.Queue())
-    threads = max(1, CORES // (n_models * workers))
     processes = [
         context.Process(target=_hand_process, args=(path, x, workers, threads, seconds, sync))
         for _ in range(n_models)
@@ -336,7 +327,8 @@ def harness_cost(folder: Path, rounds: int, sweep_seconds: float) -> dict[str, A
             verbosity=0,
         )
         npf_rates.append(float(report["throughput_avg"]))
-        hand_rates.append(hand_throughput(path, x, n_models, workers, sweep_seconds))
+        threads = int(report["intra_op_threads"])  # what npf's workers ran with
+        hand_rates.append(hand_throughput(path, x, n_models, workers, threads, sweep_seconds))
         ratios.append(npf_rates[-1] / hand_rates[-1])
     return {
         "sweep": sweep,
