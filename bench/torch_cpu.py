@@ -3,22 +3,20 @@
     python bench/torch_cpu.py [--rounds 11] [--seconds 2.0] [--sweep-seconds 2.0]
                               [--harness-rounds 7] [--only latency|harness]
 
-1. Latency fidelity. One copy, one worker (the default runner, a fresh
-   interpreter): ``latency_ms_p50`` of ``npf.torch.benchmark`` against
-   ``torch.utils.benchmark.Timer``'s median (``blocked_autorange``) and against
-   a hand-written timed loop (the median of per-call ``perf_counter_ns``
-   times), for the same loaded model (``npf.torch.load``: the artifact's graph
-   under inference mode, exactly what the workers call) and the same input, at
-   the same intra-op thread count (npf's ``intra_op_threads``): 1 (Timer's default)
-   and all cores. Timer and
-   the hand loop run in one fresh interpreter (spawned, as npf's copy is), in
-   its main thread after loading and 8 warm-up calls, with the allocator
-   setting npf's copies get (``steady_malloc``: one arena, freed memory kept):
-   like with like. npf and that process alternate in short rounds; each figure
-   is the median of the per-round values, with the per-round ratios' range.
-   Target: within 5 %. Also shown, for what the setting does: Timer in a fresh
-   interpreter with glibc's default allocator, and Timer on the eager
-   ``nn.Module``. Models: a 3-layer MLP, a small and a mid-sized CNN.
+1. Latency fidelity. One copy, one worker (the default runner, a fresh interpreter):
+   ``latency_ms_p50`` of ``npf.torch.benchmark`` against
+   ``torch.utils.benchmark.Timer``'s median (``blocked_autorange``) and against a hand-
+   written timed loop (the median of per-call ``perf_counter_ns`` times), for the same
+   loaded model (``npf.torch.load``: the artifact's graph under inference mode, exactly
+   what the workers call) and the same input, at the same intra-op thread count (npf's
+   ``intra_op_threads``): 1 (Timer's default) and all cores. Timer and the hand loop run
+   in one fresh interpreter (spawned, as npf's copy is), in its main thread after
+   loading and 8 warm-up calls, with the allocator setting npf's copies get
+   (``steady_malloc``: one arena, freed memory kept): like with like. npf and that
+   process alternate in short rounds; each figure is the median of the per-round values,
+   with the per-round ratios' range. Target: within 5 %. Also shown, for what the
+   setting does: Timer in a fresh interpreter with glibc's default allocator, and Timer
+   on the eager ``nn.Module``. Models: a 3-layer MLP, a small and a mid-sized CNN.
 2. Harness cost. The mid-sized CNN swept over n_models [1, cores] x
    workers_per_model [1, 2] x batch sizes [1, 4] with the default runner
    (fresh interpreters); its best config is then rerun against a hand-written
