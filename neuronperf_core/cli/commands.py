@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from neuronperf_core.cli import sources
 from neuronperf_core.cli.messages import as_flags
 from neuronperf_core.cli.sources import UsageError
+from neuronperf_core.files import RESULTS_KEYS
 
 if TYPE_CHECKING:
     from neuronperf_core.backend import Backend
 
 FAILED = 1
-REPORT_KEYS = {"batch_size", "n_models", "workers_per_model", "status"}  # in every report
 
 
 def print_json(value: Any) -> None:
@@ -413,11 +413,11 @@ def _read_reports(text: str) -> list[dict[str, Any]]:
     if (
         not isinstance(data, list)
         or not data
-        or not all(isinstance(r, dict) and r.keys() >= REPORT_KEYS for r in data)
+        or not all(isinstance(r, dict) and r.keys() >= RESULTS_KEYS for r in data)
     ):
         raise UsageError(
             f"{path} is not a results file: expected a JSON list of reports, each with "
-            f"{', '.join(sorted(REPORT_KEYS))} (what benchmark and evaluate write)"
+            f"{', '.join(sorted(RESULTS_KEYS))} (what benchmark and evaluate write)"
         )
     return data
 
