@@ -47,6 +47,20 @@ def connected(cluster: Any) -> Iterator[Any]:
         ray.init(address=cluster.address)
 
 
+def all_cores_free(timeout_s: float = 30.0) -> bool:
+    """Whether every node's NeuronCores are free again, waiting up to ``timeout_s``: Ray
+    hands a killed actor's resources back to its node a moment after the kill."""
+    import ray
+
+    total = ray.cluster_resources().get("neuron_cores", 0)
+    deadline = time.monotonic() + timeout_s
+    while ray.available_resources().get("neuron_cores", 0) < total:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def leftovers(timeout_s: float = 60.0) -> tuple[list[str], list[str]]:
     """The actors still alive and the placement groups not removed, once Ray has processed
     the kills (they are asynchronous): waits until there are none, or ``timeout_s``."""
