@@ -156,6 +156,7 @@ def benchmark(backend: Backend, target: Any, inputs: Any, **kwargs: Any) -> Repo
     ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``.
     """
     options = BenchmarkOptions.from_kwargs(kwargs)
+    planning.arrivals_of(options, evaluating=bool(options.eval_metrics))  # before any work
     if options.eval_metrics:
         return _evaluate(backend, target, inputs, options)
     if options.dataset_loader_fn is not None:

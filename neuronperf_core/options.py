@@ -143,6 +143,33 @@ def _percent(name: str, value: Any) -> float:
     return float(value)
 
 
+def _rates(name: str, value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    values = _as_list(value)
+    if not values:
+        raise OptionError(f"{name}=[] selects nothing: pass at least one rate, e.g. {name}=[100].")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise OptionError(
+                f"{name} must be requests per second above 0, got {v!r}; e.g. {name}=[50, 100]."
+            )
+    return [float(v) for v in values]
+
+
+def _arrivals(name: str, value: Any) -> str:
+    import os
+
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise OptionError(
+            f"{name} must be 'poisson', 'constant' or the path of a file of arrival times, "
+            f"got {value!r}."
+        )
+    return value  # a file is read (and checked) when the run is planned
+
+
 def _verbosity(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
         raise OptionError(
@@ -411,6 +438,20 @@ class BenchmarkOptions:
         flag="--transfer",
         commands=BENCHMARK,
     )
+    arrival_rate: list[float] | None = option(
+        None, "open loop: requests per second sent to the copies together, whatever the model "
+        "does; latency counts from each request's arrival (a list sweeps rates)",
+        _rates, flag="--arrival-rate", commands=BENCHMARK,
+    )  # fmt: skip
+    arrivals: str = option(
+        "poisson", "open loop: poisson, constant, or a file of arrival times in seconds (one "
+        "per line, replayed; arrival_rate then rescales it)",
+        _arrivals, flag="--arrivals", commands=BENCHMARK,
+    )  # fmt: skip
+    arrival_seed: int = option(
+        0, "open loop: the seed of the Poisson arrivals (the same seed, the same arrivals)",
+        _whole, flag="--arrival-seed", commands=BENCHMARK,
+    )  # fmt: skip
     config_timeout: float | None = option(
         3600.0,
         "seconds a config may take beyond its duration (loading, warm-up, a call that never "

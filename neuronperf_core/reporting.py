@@ -132,7 +132,21 @@ _MORE_CONFIG_FIELDS = (
     "stability_pct",
     "warmup_infers",
     "warmup_seconds",
+    "arrival_rate",
+    "arrivals",
+    "arrival_seed",
 )
+
+# Open loop (an arrival_rate, or arrivals replayed from a file); None in a closed loop.
+OPEN_LOOP_FIELDS = (
+    "offered_rate",  # requests due in the timed window, per second of it
+    "achieved_rate",  # requests completed, per second of the window
+    "late_at_end",  # requests due in the window that no copy had started when it closed
+    "arrival_lag_us_p50",  # how late the generator sent a request a worker waited for
+    "arrival_lag_us_p99",
+    "queued_ms_avg",  # mean time a request waited for a free worker, the lag included
+)
+LAG_WARN_SHARE = 0.05  # a generator lag p99 above this share of latency p99 is warned about
 
 REPORT_FIELDS: tuple[str, ...] = (
     *_V1_FIELDS,
@@ -146,6 +160,7 @@ REPORT_FIELDS: tuple[str, ...] = (
     "warmup_avg_infers",
     "intra_op_threads",
     *stats.LOAD_FIELDS,
+    *OPEN_LOOP_FIELDS,
     "valid",
     "invalid_reasons",
     "warnings",
@@ -232,7 +247,10 @@ def _report(raw: Any, index: int, cost_per_hour: float | None) -> Report:
     throughput = report["throughput_avg"]
     if cost_per_hour is not None and throughput:
         report["cost_per_1m_inf"] = cost_per_hour * 1e6 / (3600 * throughput)
+    report.update(_open_loop(raw, index, report))
     report["valid"], report["invalid_reasons"], report["warnings"] = uncertainty.verdict(report)
+    if report["arrival_lag_us_p99"] is not None:
+        report["warnings"] += _lag_warnings(report)
 
     # A name that is already a report field gets a prefix rather than overwrite it
     # (model-index configs carry their compile "status", for one); an empty field is filled
@@ -306,6 +324,53 @@ def _latency_and_throughput(raw: Mapping[str, Any], index: int, batch_size: int)
         )
     )
     return out
+
+
+def _open_loop(raw: Mapping[str, Any], index: int, report: Report) -> Report:
+    """The open loop's fields: offered and achieved rates over the timed window, what was
+    left queued at its end, the generator's lag (``sent - due`` of the requests a worker
+    waited for) and the time requests queued (``sent - due`` of all)."""
+    out: Report = dict.fromkeys(OPEN_LOOP_FIELDS)
+    workers = [w for w in raw.get("workers") or [] if "sent_ns" in w]
+    if not workers:
+        return out
+    lags, queued = [], []
+    for w in workers:
+        kept = -(-int(w["count"]) // int(w.get("stride", 1)))
+        due = _samples(w["start_ns"], kept, index, "start_ns")
+        picked = _samples(w["picked_ns"], kept, index, "picked_ns")
+        sent = _samples(w["sent_ns"], kept, index, "sent_ns")
+        lags.append((sent - due)[picked < due])  # the worker was free: only the generator
+        queued.append(sent - due)
+    completed = int(report["total_infs"] or 0)
+    late = sum(int(w.get("late") or 0) for w in workers)
+    out["late_at_end"] = late
+    total_s = report["total_s"]
+    if total_s:
+        out["offered_rate"] = (completed + late) / total_s
+        out["achieved_rate"] = completed / total_s
+    lag = np.concatenate(lags)
+    if lag.size:
+        p50, p99 = np.percentile(lag, [50, 99], method=PERCENTILE_METHOD) / 1e3
+        out["arrival_lag_us_p50"], out["arrival_lag_us_p99"] = float(p50), float(p99)
+    waited = np.concatenate(queued)
+    if waited.size:
+        out["queued_ms_avg"] = float(waited.mean()) / _NS_PER_MS
+    return out
+
+
+def _lag_warnings(report: Report) -> list[str]:
+    """A warning when the generator's own lag is a visible part of the latencies it
+    reports: the machine could not send requests on time at this rate."""
+    lag_ms = report["arrival_lag_us_p99"] / 1e3
+    p99 = report.get("latency_ms_p99")
+    if not p99 or lag_ms <= LAG_WARN_SHARE * p99:
+        return []
+    return [
+        f"the load generator could not keep up: it sent requests up to {lag_ms:.3g} ms late "
+        f"(p99), {lag_ms / p99:.0%} of the p99 latency it reports. The machine is short of "
+        "cores for the copies and the generator: fewer workers or copies, or a lower rate."
+    ]
 
 
 def _total_s(raw: Mapping[str, Any]) -> float | None:

@@ -33,6 +33,11 @@ class BenchmarkConfig:
     warmup_infers: int = WARMUP_INFERS  # each copy warms up for at least this many calls ...
     warmup_seconds: float = 0.0  # ... and at least this long
     intra_op_threads: int | None = None  # per worker; None: the backend's default
+    # open loop (benchmarking.arrivals): requests per second offered to all copies together
+    # (None: a closed loop, or a replay at its own rate), and how they arrive
+    arrival_rate: float | None = None
+    arrivals: str = "poisson"  # "poisson", "constant" or a file of arrival times
+    arrival_seed: int = 0
 
     @property
     def multiprocess(self) -> bool:

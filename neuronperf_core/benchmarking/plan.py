@@ -282,6 +282,7 @@ def jobs(
     known = {"filename", "input_idx", "batch_size", "pipeline_size", "cast_mode", "status"}
     machine = devices.instance_type()
     workers_list = options.workers_per_model or list(DEFAULT_WORKERS_PER_MODEL)
+    rates, trace = arrivals_of(options, evaluating=dataset is not None)
     return [
         Job(
             config=BenchmarkConfig(
@@ -303,6 +304,9 @@ def jobs(
                 warmup_infers=options.warmup_infers,
                 warmup_seconds=options.warmup_seconds,
                 intra_op_threads=options.intra_op_threads,
+                arrival_rate=rate,
+                arrivals=options.arrivals,
+                arrival_seed=options.arrival_seed,
                 instance_type=machine,
                 extra={
                     **{k: v for k, v in config.items() if k not in known},
@@ -322,8 +326,44 @@ def jobs(
             metrics=metrics or [],
             death_hints=dict(run.death_hints),
             config_timeout=options.config_timeout or None,
+            trace_ns=trace,
         )
         for config, model_input in zip(selection.configs, inputs, strict=True)
         for workers in workers_list
         for n in n_models
+        for rate in rates
     ]
+
+
+def arrivals_of(
+    options: BenchmarkOptions, evaluating: bool = False
+) -> tuple[list[float | None], Any]:
+    """The open loop's rates to sweep ([None]: a closed loop, or a replay at its own rate)
+    and the replayed trace (None unless ``arrivals`` names a file), read and checked now,
+    before any model loads."""
+    from neuronperf_core.benchmarking import arrivals
+
+    process = options.arrivals
+    rates: list[float | None] = [None]
+    if options.arrival_rate is not None:
+        rates = list(options.arrival_rate)
+    replay = process not in arrivals.PROCESSES
+    if options.arrival_rate is None and not replay:
+        if process != arrivals.POISSON:  # asked for an arrival process without a rate
+            raise BenchmarkArgumentError(
+                f"arrivals={process!r} needs arrival_rate (requests per second), e.g. "
+                "arrival_rate=[100]; without one each worker sends its next request when "
+                "the last returns (a closed loop)."
+            )
+        return rates, None
+    if evaluating:
+        raise BenchmarkArgumentError(
+            "an evaluation scores every record once, as fast as it can: arrival_rate and "
+            "arrivals apply to benchmark only. Leave them out of evaluate."
+        )
+    if options.duration == 0:
+        raise BenchmarkArgumentError(
+            "an open loop (arrival_rate, arrivals) sends requests for duration seconds: "
+            "duration=0 (one pass) gives it no time. Pass duration=10 or more."
+        )
+    return rates, arrivals.read_trace(process) if replay else None

@@ -24,6 +24,9 @@ A raw result (``RawResult``)::
          "start_ns": int64[k], "end_ns": int64[k],   # end-to-end bounds of each kept inference
          "phases_ns": {"input": int64[n], "preprocess": int64[n],
                        "infer": int64[n], "postprocess": int64[n]}},  # only phases that ran
+         # open loop only: start_ns is each request's due time, and
+         "picked_ns": int64[k], "sent_ns": int64[k],  # taken off the queue; sent
+         "late": int,             # due in the copy's window, never started (its worker 0)
       ],
       "overhead_ns": float,       # the harness's own cost per inference (calibrated)
       "stats": {"interval_s": float, "cpu_percent": float64[k], "mem_percent": float64[k]},

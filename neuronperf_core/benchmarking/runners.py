@@ -51,7 +51,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from neuronperf_core import uncertainty
-from neuronperf_core.benchmarking import fresh, progress
+from neuronperf_core.benchmarking import arrivals, fresh, progress
 from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.stability import StableVotes, WindowBoard
 from neuronperf_core.benchmarking.stats import StatsSampler
@@ -203,6 +203,7 @@ def run_workers(
     n_shards = job.config.n_models * per_copy
     results: list[WorkerResult | BaseException | None] = [None] * per_copy
     board = _board(job, start_ns, on_stable)
+    schedule = copy_schedule(job, copy.copy_id)
 
     def work(worker_id: int) -> None:
         shard = copy.copy_id * per_copy + worker_id
@@ -214,7 +215,7 @@ def run_workers(
             while time.perf_counter_ns() < start_ns:  # a shared start, even across processes
                 time.sleep(min(0.001, max(0.0, (start_ns - time.perf_counter_ns()) / 1e9)))
             results[worker_id] = run_worker(
-                job, copy, worker_id, worker_input, stop, limits[shard], board
+                job, copy, worker_id, worker_input, stop, limits[shard], board, schedule, start_ns
             )
         except BaseException as exc:
             results[worker_id] = exc
@@ -231,7 +232,36 @@ def run_workers(
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return [r for r in results if isinstance(r, WorkerResult)]
+    workers = [r for r in results if isinstance(r, WorkerResult)]
+    if schedule is not None and workers:
+        workers[0].late = _late(schedule, workers, stop, start_ns)
+    return workers
+
+
+def copy_schedule(job: Job, copy_id: int) -> arrivals.Schedule | None:
+    """Open loop: the arrivals of copy ``copy_id`` (None: a closed loop)."""
+    config = job.config
+    if config.arrival_rate is None and job.trace_ns is None:
+        return None
+    return arrivals.Schedule(
+        config.arrivals,
+        config.arrival_rate,
+        config.n_models,
+        copy_id,
+        config.arrival_seed,
+        job.trace_ns,
+    )
+
+
+def _late(
+    schedule: arrivals.Schedule, workers: list[WorkerResult], stop: Stop, start_ns: int
+) -> int:
+    """The arrivals due in the copy's window that no worker started: still queued when the
+    window closed (or when max_infers or a stop request ended it)."""
+    ended = max((w.last_end_ns for w in workers if w.count), default=start_ns)
+    window_end = ended if stop.at[0] == 0 else min(stop.at[0], ended)
+    due = schedule.due_before(window_end - start_ns)
+    return max(0, due - sum(w.count for w in workers))
 
 
 def raw_result(

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from neuronperf_core.benchmarking import arrivals
 from neuronperf_core.benchmarking.config import BenchmarkConfig
 from neuronperf_core.benchmarking.results import PHASES
 from neuronperf_core.benchmarking.stability import WindowBoard
@@ -29,6 +30,7 @@ from neuronperf_core.options import WARMUP_INFERS as WARMUP_INFERS  # the defaul
 CALIBRATION_INFERS = 2000  # null-model iterations that measure the harness's own cost
 DEFAULT_MAX_SAMPLES = 1_000_000  # per worker: 16 MB of int64 start/end pairs
 NEVER = 1 << 62  # a deadline no clock reaches
+OPEN_LOOP_COLUMNS = 4  # an open loop keeps (due, picked, sent, end) per inference
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Job:
     # seconds the config may take beyond its duration before it ends with status "timeout"
     # (None: no limit); the runner enforces it
     config_timeout: float | None = None
+    # open loop replaying a file (config.arrivals): its arrival times, ns since the first
+    trace_ns: np.ndarray | None = None
 
     @property
     def evaluating(self) -> bool:
@@ -124,6 +128,10 @@ def load_copy(job: Job, copy_id: int) -> ModelCopy:
     return copy
 
 
+def _as_args(model_input: Any) -> tuple[Any, ...]:
+    return model_input if isinstance(model_input, tuple) else (model_input,)
+
+
 def _infer_once(job: Job, model: Any, model_input: Any) -> Any:
     if job.preprocess_fn is not None:
         model_input = call_model(job.preprocess_fn, model_input)
@@ -183,14 +191,25 @@ class WorkerResult:
     count: int
     last_end_ns: int
     stride: int  # each kept sample stands for `stride` inferences
-    stamps: np.ndarray  # shape (k, 2) or (k, 5): perf_counter_ns readings per kept sample
+    # perf_counter_ns readings per kept sample, shape (k, 2): start, end; (k, 5): the start
+    # of each phase, end; open loop (k, 4): due, picked (taken off the queue), sent, end
+    stamps: np.ndarray
     metrics: list[BaseEvalMetric]
+    late: int = 0  # open loop: arrivals due in the copy's window it never started (worker 0)
 
     def to_dict(self) -> dict[str, Any]:
         stamps = self.stamps
         phases: dict[str, np.ndarray] = {}
+        extra: dict[str, Any] = {}
         if stamps.shape[1] == 2:
             phases["infer"] = stamps[:, 1] - stamps[:, 0]
+        elif stamps.shape[1] == OPEN_LOOP_COLUMNS:
+            phases["infer"] = stamps[:, 3] - stamps[:, 2]
+            extra = {
+                "picked_ns": np.ascontiguousarray(stamps[:, 1]),
+                "sent_ns": np.ascontiguousarray(stamps[:, 2]),
+                "late": self.late,
+            }
         else:
             phases = {name: stamps[:, i + 1] - stamps[:, i] for i, name in enumerate(PHASES)}
         return {
@@ -202,6 +221,7 @@ class WorkerResult:
             "start_ns": np.ascontiguousarray(stamps[:, 0]),
             "end_ns": np.ascontiguousarray(stamps[:, -1]),
             "phases_ns": phases,
+            **extra,
         }
 
 
@@ -235,7 +255,7 @@ def fast_loop(
     Returns the number of inferences and the end of the last one (0 when none ran).
     """
     clock = time.perf_counter_ns
-    args = model_input if isinstance(model_input, tuple) else (model_input,)
+    args = _as_args(model_input)
     starts, ends = samples.columns
     capacity = len(starts)
     stop_at = stop.at
@@ -253,6 +273,63 @@ def fast_loop(
                 i = samples.size
             starts[i] = t0
             ends[i] = t1
+            i += 1
+            next_kept += samples.stride
+        count += 1
+        if t1 >= stop_at[0]:
+            break
+    samples.size = i
+    samples.next_kept = next_kept
+    return count, t1
+
+
+def open_loop(
+    serve: Callable[..., Any],
+    args: tuple[Any, ...],
+    schedule: arrivals.Schedule,
+    start_ns: int,
+    stop: Stop,
+    limit: int,
+    samples: _Samples,
+    count: int = 0,
+    clock: Callable[[], int] = time.perf_counter_ns,
+    wait_until: Callable[[int, list[int], Callable[[], int]], bool] = arrivals.wait_until,
+) -> tuple[int, int]:
+    """Serve ``schedule``'s arrivals, taken in turn with the copy's other workers, until
+    ``stop`` or ``limit``: wait for each arrival's due time when early, send it at once when
+    late (it queued). Keeps (due, picked, sent, end) per inference: latency counts from
+    ``due``, the generator's lag is ``sent - due`` where the worker waited for it.
+
+    Returns the number of inferences and the end of the last one (0 when none ran).
+    ``clock`` and ``wait_until``: a test's fake clock."""
+    due_col, picked_col, sent_col, end_col = samples.columns
+    capacity = len(due_col)
+    stop_at = stop.at
+    t1 = 0
+    i = samples.size
+    next_kept = samples.next_kept
+    while count < limit:
+        _, offset = schedule.take()
+        if offset is None:  # a replay's last arrival was served
+            break
+        due = start_ns + offset
+        if due >= stop_at[0]:  # it arrives after the window closes
+            break
+        picked = clock()
+        if picked < due and not wait_until(due, stop_at, clock):
+            break
+        t0 = clock()
+        serve(*args)
+        t1 = clock()
+        if count == next_kept:
+            if i == capacity:
+                samples.size = i
+                samples.halve()
+                i = samples.size
+            due_col[i] = due
+            picked_col[i] = picked
+            sent_col[i] = t0
+            end_col[i] = t1
             i += 1
             next_kept += samples.stride
         count += 1
@@ -442,21 +519,33 @@ def run_worker(
     stop: Stop,
     limit: int,
     board: WindowBoard | None = None,
+    schedule: arrivals.Schedule | None = None,
+    start_ns: int = 0,
 ) -> WorkerResult:
     """One worker's whole timed run on ``copy``.
 
     ``rows``: the worker's own rows (``worker_rows``: a dataset that shards is read shard
     by shard, without a lock), or rows it shares with other workers (``SharedRows``).
     ``board`` (until_stable): the worker times one window at a time and posts each.
+    ``schedule`` (open loop): the copy's arrivals, offsets from ``start_ns``.
     """
     metrics = [cls(**options) for _, cls, options in job.metrics]
     simple = not job.evaluating and job.preprocess_fn is None and job.postprocess_fn is None
     # Halving keeps samples evenly spaced only from a buffer of even size; a buffer
     # that holds the whole run never halves.
     capacity = limit if limit <= job.max_samples else job.max_samples - job.max_samples % 2
-    samples = _Samples(capacity, 2 if simple else 5)
+    width = OPEN_LOOP_COLUMNS if schedule is not None else 2 if simple else 5
+    samples = _Samples(capacity, width)
+    if schedule is not None:
+        arrivals.precise_sleep()
 
     def timed(until: Stop, count: int) -> tuple[int, int]:
+        if schedule is not None:
+            if simple:
+                serve, args = copy.model, _as_args(job.model_input)
+            else:  # pre/postprocess are part of serving a request
+                serve, args = (lambda x: _infer_once(job, copy.model, x)), (job.model_input,)
+            return open_loop(serve, args, schedule, start_ns, until, limit, samples, count)
         if simple:
             return fast_loop(copy.model, job.model_input, until, limit, samples, count)
         return full_loop(job, copy.model, rows, until, limit, samples, metrics, count)

@@ -78,7 +78,18 @@ def _integer(text: str) -> int:
         raise ValueError(f"expected an integer, got {text!r}") from None
 
 
+def _rates(text: str) -> list[float]:
+    values = []
+    for part in text.split(","):
+        value = _number(part.strip())
+        if value == 0:
+            raise ValueError(f"expected requests per second above 0, got {part.strip()!r}")
+        values.append(value)
+    return values
+
+
 INTS = _Parsed("integers", sources.positive_int_list)
+RATES = _Parsed("rates", _rates)
 NAMES = _Parsed("names", sources.name_list)
 NUMBER = _Parsed("number", _number)
 COUNT = _Parsed("count", _count)
@@ -109,6 +120,9 @@ FLAG_TYPES: Mapping[str, tuple[ParamType, str]] = {
     "warmup_seconds": (NUMBER, "S"),
     "intra_op_threads": (COUNT, "N"),
     "config_timeout": (NUMBER, "S"),
+    "arrival_rate": (RATES, "R,..."),
+    "arrivals": (click.STRING, "poisson|constant|FILE"),
+    "arrival_seed": (WHOLE, "N"),
     "models_dir": (click.STRING, "DIR"),
     "results_dir": (click.STRING, "DIR"),
     "results_file": (click.STRING, "FILE"),
