@@ -78,6 +78,17 @@ def test_the_timed_window_is_the_overlap_of_the_copies_windows(connected: Any) -
     assert report["ray_clock_warning"] is None or "line up" in report["ray_clock_warning"]
 
 
+def test_an_open_loop_sends_each_copy_its_share_of_the_arrivals(connected: Any) -> None:
+    (report,) = benchmark(models.load_sleepy, n_models=[2], arrival_rate=[100], duration=2)
+    assert report["status"] == "finished", report["error"]
+    assert report["arrival_rate"] == 100.0
+    # 1 ms a request at 50 a second per copy: nothing queues, all that arrived was served
+    assert report["late_at_end"] == 0
+    assert report["achieved_rate"] == report["offered_rate"]
+    assert 50 < report["offered_rate"] < 150
+    assert report["latency_ms_p50"] >= 1.0
+
+
 def test_clocks_known_too_loosely_for_the_window_are_warned_about(
     connected: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
