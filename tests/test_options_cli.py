@@ -127,6 +127,7 @@ SAMPLES = {
     flags.COUNT: ("3", 3),
     flags.INTEGER: ("-1", -1),
     flags.WHOLE: ("0", 0),
+    flags.RATES: ("5,10.5", [5.0, 10.5]),
     click.STRING: ("x", "x"),
 }
 
