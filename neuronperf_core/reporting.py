@@ -368,8 +368,10 @@ def _lag_warnings(report: Report) -> list[str]:
         return []
     return [
         f"the load generator could not keep up: it sent requests up to {lag_ms:.3g} ms late "
-        f"(p99), {lag_ms / p99:.0%} of the p99 latency it reports. The machine is short of "
-        "cores for the copies and the generator: fewer workers or copies, or a lower rate."
+        f"(p99), {lag_ms / p99:.0%} of the p99 latency it reports, which includes that "
+        "delay. Either a core asleep between requests was slow to wake (virtual machines, "
+        "low rates) or the machine is short of cores for the copies and the generator "
+        "(fewer workers or copies)."
     ]
 
 
