@@ -19,7 +19,7 @@ from neuronperf_core import devices
 from neuronperf_core.backend import CompilePlan, CompileSpec, LoadFn, RunPlan
 from neuronperf_core.builtin_runners import choose_runner
 from neuronperf_core.errors import NeuronPerfError
-from neuronperf_core.options import BenchmarkOptions, CompileOptions, OptionError
+from neuronperf_core.options import DEVICE_ONLY, BenchmarkOptions, CompileOptions, OptionError
 
 logger = logging.getLogger("neuronperf.cpu")
 
@@ -94,6 +94,13 @@ class PythonBackend:
                 "is, and neuronperf cannot set its framework's thread count. Set it in your "
                 "model or load_fn (torch.set_num_threads, OMP_NUM_THREADS, ...), or use a "
                 "framework's backend (npf.torch)."
+            )
+        if options.transfer == DEVICE_ONLY:
+            raise OptionError(
+                "transfer='device': a Python callable gets its input as you pass it, and "
+                "neuronperf does not move it anywhere, so there is no transfer to leave out. "
+                "Pass the input already on the device (and have the model leave its output "
+                "there), or use a framework's backend (npf.torch) with transfer='device'."
             )
         if self.load_fn is None and not callable(target):
             raise NeuronPerfError(

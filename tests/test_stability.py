@@ -102,6 +102,12 @@ def test_python_callables_refuse_a_thread_count_neuronperf_cannot_set() -> None:
     assert CountingModel.calls == 0
 
 
+def test_python_callables_refuse_a_transfer_neuronperf_does_not_make() -> None:
+    with pytest.raises(OptionError, match="neuronperf does not move it anywhere"):
+        cpu.benchmark(CountingModel(), X, transfer="device", **QUICK)
+    assert CountingModel.calls == 0
+
+
 def test_every_report_and_results_file_records_the_machine_and_the_call(tmp_path: Path) -> None:
     results = tmp_path / "run.json"
     options = {**QUICK, "results_dir": None, "results_file": results}
