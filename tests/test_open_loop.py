@@ -229,6 +229,32 @@ def test_a_closed_loop_hides_what_an_open_loop_shows() -> None:
     assert open_p99 > 90.0  # the requests that waited out a stall
 
 
+def test_windows_of_until_stable_serve_every_arrival_once() -> None:
+    """until_stable times window after window: an arrival taken when the first window
+    closed is served first in the next, not lost."""
+    clock, schedule = FakeClock(), Schedule("constant", 100.0, 1, 0)
+    samples = _Samples(1000, OPEN_LOOP_COLUMNS)
+    held: list[int | None] = [None]
+    count = 0
+    for window_end in (505 * MS, 1 * S):  # the first closes while the worker waits
+        count, _ = open_loop(
+            serve_on(clock, 5),
+            (),
+            schedule,
+            0,
+            Stop(window_end),
+            1 << 40,
+            samples,
+            count,
+            clock=clock,
+            wait_until=fake_wait(clock),
+            held=held,
+        )
+    due = samples.stamps()[:, 0]
+    assert count == 100
+    assert np.array_equal(due, np.arange(100) * 10 * MS)  # none skipped, none twice
+
+
 def test_a_stop_ends_the_wait_for_an_arrival() -> None:
     clock = FakeClock()
     stop = Stop(1 * S)

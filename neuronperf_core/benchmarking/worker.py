@@ -294,6 +294,7 @@ def open_loop(
     count: int = 0,
     clock: Callable[[], int] = time.perf_counter_ns,
     wait_until: Callable[[int, list[int], Callable[[], int]], bool] = arrivals.wait_until,
+    held: list[int | None] | None = None,
 ) -> tuple[int, int]:
     """Serve ``schedule``'s arrivals, taken in turn with the copy's other workers, until
     ``stop`` or ``limit``: wait for each arrival's due time when early, send it at once when
@@ -301,7 +302,10 @@ def open_loop(
     ``due``, the generator's lag is ``sent - due`` where the worker waited for it.
 
     Returns the number of inferences and the end of the last one (0 when none ran).
-    ``clock`` and ``wait_until``: a test's fake clock."""
+    ``held``: where an arrival taken but not yet due when ``stop`` came is kept, to be
+    served first when the loop goes on (the next window of until_stable); without it the
+    arrival would be lost. ``clock`` and ``wait_until``: a test's fake clock."""
+    held = [None] if held is None else held
     due_col, picked_col, sent_col, end_col = samples.columns
     capacity = len(due_col)
     stop_at = stop.at
@@ -309,14 +313,18 @@ def open_loop(
     i = samples.size
     next_kept = samples.next_kept
     while count < limit:
-        _, offset = schedule.take()
+        offset, held[0] = held[0], None
+        if offset is None:
+            _, offset = schedule.take()
         if offset is None:  # a replay's last arrival was served
             break
         due = start_ns + offset
         if due >= stop_at[0]:  # it arrives after the window closes
+            held[0] = offset
             break
         picked = clock()
         if picked < due and not wait_until(due, stop_at, clock):
+            held[0] = offset
             break
         t0 = clock()
         serve(*args)
@@ -536,6 +544,7 @@ def run_worker(
     capacity = limit if limit <= job.max_samples else job.max_samples - job.max_samples % 2
     width = OPEN_LOOP_COLUMNS if schedule is not None else 2 if simple else 5
     samples = _Samples(capacity, width)
+    held: list[int | None] = [None]  # open loop: an arrival kept from one window to the next
     if schedule is not None:
         arrivals.precise_sleep()
 
@@ -545,7 +554,9 @@ def run_worker(
                 serve, args = copy.model, _as_args(job.model_input)
             else:  # pre/postprocess are part of serving a request
                 serve, args = (lambda x: _infer_once(job, copy.model, x)), (job.model_input,)
-            return open_loop(serve, args, schedule, start_ns, until, limit, samples, count)
+            return open_loop(
+                serve, args, schedule, start_ns, until, limit, samples, count, held=held
+            )
         if simple:
             return fast_loop(copy.model, job.model_input, until, limit, samples, count)
         return full_loop(job, copy.model, rows, until, limit, samples, metrics, count)
