@@ -1,10 +1,18 @@
 """Compare two runs (two lists of report dicts) config by config.
 
 Configs are matched on ``KEY_FIELDS`` (batch size, copies, workers, pipeline size,
-cast mode, device type), not on the model name, so model A can be compared with
-model B. A config found in one run only is listed as only-in-old or only-in-new.
-A config that did not finish in either run is kept with its statuses, without
-ratios.
+cast mode, device type and, in an open loop, the arrival rate), not on the model name,
+so model A can be compared with model B. A config found in one run only is listed as
+only-in-old or only-in-new. A config that did not finish in either run is kept with
+its statuses, without ratios.
+
+Open loop (reports with an ``arrival_rate``): each rate of a sweep is its own row, and the
+achieved rate (``OPEN_LOOP_METRICS``) is compared beside throughput and latency. Where a
+run holds a peak search (its reports' ``latency_bound_ms``; the peak's report has
+``is_peak``), ``Comparison.peaks`` holds each config's peak rate in both runs and its
+change. A closed-loop run and an open-loop one measure different things (throughput at
+saturation against latency at a set rate): comparing them is an error that says so,
+rather than a table of unmatched configs.
 
 For each config finished in both runs, each metric of ``METRICS`` that both
 reports hold gets the ratio new / old, the change in percent with its 95 % interval,
@@ -34,20 +42,26 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from neuronperf_core.errors import NeuronPerfError
 from neuronperf_core.report_fields import config_label
 
+if TYPE_CHECKING:
+    from neuronperf_core.tables import Column
+
 __all__ = [
     "KEY_FIELDS",
     "METRICS",
+    "OPEN_LOOP_METRICS",
     "CompareError",
     "Comparison",
     "ConfigComparison",
     "Gate",
     "GateFailure",
     "MetricChange",
+    "PeakComparison",
+    "PeakSearch",
     "UnmatchedConfig",
     "Verdict",
     "compare_reports",
@@ -61,9 +75,11 @@ KEY_FIELDS: Final[tuple[str, ...]] = (
     "pipeline_size",
     "cast_mode",
     "device_type",
+    "arrival_rate",
 )
 """The fields two reports must share to be compared. ``cast_mode`` may be missing
-(NeuronPerf 1.x reports lack it): missing reads as None."""
+(NeuronPerf 1.x reports lack it) and ``arrival_rate`` too (reports from before the open
+loop, or a closed loop's None): missing reads as None."""
 
 METRICS: Final[tuple[str, ...]] = (
     "throughput_avg",
@@ -73,6 +89,9 @@ METRICS: Final[tuple[str, ...]] = (
     "latency_ms_p99",
 )
 """The compared metrics; only ``throughput_avg`` is better higher."""
+
+OPEN_LOOP_METRICS: Final[tuple[str, ...]] = ("achieved_rate",)
+"""Compared too where both reports hold them (open loop); better higher."""
 
 GATE_STATISTICS: Final[Mapping[str, str]] = {
     "throughput": "throughput_avg",
@@ -89,11 +108,14 @@ DEFAULT_GATE: Final[tuple[str, ...]] = ("throughput", "p50")
 Verdict = Literal["better", "worse", "within noise"]
 
 # where each metric's per-window values are in a report's "windows", and its quantile
-_WINDOW_KEYS = {"throughput_avg": "throughput"}
+# (achieved_rate is requests per second, throughput inferences: for one config they differ by
+# the batch size, which the log of a ratio does not see)
+_WINDOW_KEYS = {"throughput_avg": "throughput", "achieved_rate": "throughput"}
 _QUANTILES = {f"latency_ms_p{p}": p / 100 for p in (50, 90, 95, 99)}
 
-_OPTIONAL_KEY_FIELDS = ("cast_mode",)
-_HIGHER_IS_BETTER = frozenset({"throughput_avg"})
+_OPTIONAL_KEY_FIELDS = ("cast_mode", "arrival_rate")
+_HIGHER_IS_BETTER = frozenset({"throughput_avg", "achieved_rate"})
+_RATE = KEY_FIELDS.index("arrival_rate")
 
 
 class CompareError(NeuronPerfError, ValueError):
@@ -229,13 +251,106 @@ class UnmatchedConfig:
 
 
 @dataclass(frozen=True)
+class PeakSearch:
+    """One run's peak search of one config: the largest rate whose ``percentile`` latency
+    stayed within ``bound_ms`` (``rate`` None: no rate tried did)."""
+
+    rate: float | None
+    bound_ms: float | None
+    percentile: float | None
+    requests_per_dollar: float | None = None
+
+    def bound(self) -> str:
+        """ "p99 <= 20 ms" """
+        percentile = "p?" if self.percentile is None else f"p{self.percentile:g}"
+        return f"{percentile} <= {'?' if self.bound_ms is None else f'{self.bound_ms:g}'} ms"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "bound_ms": self.bound_ms,
+            "percentile": self.percentile,
+            "requests_per_dollar": self.requests_per_dollar,
+        }
+
+
+@dataclass(frozen=True)
+class PeakComparison:
+    """A config's peak search in both runs (``old`` or ``new`` None: that run searched no
+    peak for it). ``key`` is its config's ``KEY_FIELDS`` with the arrival rate None."""
+
+    label: str
+    key: tuple[Any, ...]
+    old: PeakSearch | None
+    new: PeakSearch | None
+
+    @property
+    def ratio(self) -> float | None:
+        """new / old peak rate; None when either run has none."""
+        if self.old is None or self.new is None or not self.old.rate or self.new.rate is None:
+            return None
+        return self.new.rate / self.old.rate
+
+    @property
+    def change_pct(self) -> float | None:
+        return None if self.ratio is None else (self.ratio - 1.0) * 100.0
+
+    @property
+    def same_bound(self) -> bool:
+        """Whether both runs searched under one bound (else their peaks answer different
+        questions)."""
+        return (
+            self.old is not None
+            and self.new is not None
+            and (self.old.bound_ms, self.old.percentile) == (self.new.bound_ms, self.new.percentile)
+        )
+
+    def describe(self) -> str:
+        """ "b1 n1 w1 (p99 <= 20 ms): peak 400/s -> 520/s (+30.0%)", with what differs."""
+
+        def peak(search: PeakSearch | None) -> str:
+            if search is None:
+                return "no peak search"
+            return "none within the bound" if search.rate is None else f"{rate_text(search.rate)}/s"
+
+        searches = [s for s in (self.old, self.new) if s is not None]
+        bound = f" ({searches[0].bound()})" if self.same_bound or len(searches) == 1 else ""
+        text = f"{self.label}{bound}: peak {peak(self.old)} -> {peak(self.new)}"
+        if self.change_pct is not None:
+            text += f" ({self.change_pct:+.1f}%)"
+        if self.old is not None and self.new is not None and not self.same_bound:
+            text += (
+                f"; the bounds differ (old {self.old.bound()}, new {self.new.bound()}): "
+                "the peaks answer different questions"
+            )
+        dollars = [s.requests_per_dollar for s in (self.old, self.new) if s is not None]
+        if len(dollars) == 2 and None not in dollars:
+            text += f"; requests per dollar {dollars[0]:,.0f} -> {dollars[1]:,.0f}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "key": dict(zip(KEY_FIELDS, self.key, strict=True)),
+            "old": None if self.old is None else self.old.to_dict(),
+            "new": None if self.new is None else self.new.to_dict(),
+            "ratio": self.ratio,
+            "change_pct": self.change_pct,
+            "same_bound": self.same_bound,
+        }
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """Two runs compared: ``rows`` in the old run's order, then the unmatched configs."""
+    """Two runs compared: ``rows`` in the old run's order, then the unmatched configs, and
+    the peak searches of configs either run searched (``peaks``, empty for sweeps without
+    one)."""
 
     rows: tuple[ConfigComparison, ...]
     only_old: tuple[UnmatchedConfig, ...]
     only_new: tuple[UnmatchedConfig, ...]
     noise_pct: float
+    peaks: tuple[PeakComparison, ...] = ()
 
     def gate(self, pct: float, statistics: Sequence[str] = DEFAULT_GATE) -> Gate:
         """The regression gate (CI: fail unless ``passed``): per config, the chosen
@@ -267,6 +382,7 @@ class Comparison:
             "rows": [r.to_dict() for r in self.rows],
             "only_old": [u.to_dict() for u in self.only_old],
             "only_new": [u.to_dict() for u in self.only_new],
+            "peaks": [p.to_dict() for p in self.peaks],
         }
 
 
@@ -375,6 +491,7 @@ def compare_reports(
     _check_pct(noise_pct, "noise_pct")
     old_by_key = _index(old, "old")
     new_by_key = _index(new, "new")
+    _check_same_loop(old_by_key, new_by_key)
     labels = _labels([*old_by_key, *(k for k in new_by_key if k not in old_by_key)])
 
     rows = []
@@ -404,6 +521,27 @@ def compare_reports(
         only_old=_unmatched(old_by_key, new_by_key, labels),
         only_new=_unmatched(new_by_key, old_by_key, labels),
         noise_pct=float(noise_pct),
+        peaks=_peaks(old_by_key, new_by_key),
+    )
+
+
+def _check_same_loop(
+    old: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    new: Mapping[tuple[Any, ...], Mapping[str, Any]],
+) -> None:
+    """A closed-loop run against an open-loop one is an error: no config of one can match
+    one of the other, and a table of unmatched configs would hide why."""
+    loops = [{key[_RATE] is not None for key in run} for run in (old, new)]
+    if not loops[0] or not loops[1] or loops[0] & loops[1]:
+        return
+    kinds = ["open loop" if True in loop else "closed loop" for loop in loops]
+    raise CompareError(
+        f"The old run is {kinds[0]} and the new run {kinds[1]}: they measure different "
+        "things. A closed loop sends each worker's next request when its last returns "
+        "(throughput at saturation; latency without queueing); an open loop sends requests "
+        "at arrival_rate whatever the model does (latency from each request's arrival, "
+        "queueing included). Compare two closed-loop runs, or two open-loop runs: run the "
+        "other with the same --arrival-rate."
     )
 
 
@@ -465,14 +603,73 @@ def _index(reports: Any, run: str) -> dict[tuple[Any, ...], Mapping[str, Any]]:
 
 
 def _labels(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], str]:
-    """``config_label`` of each key; the device type added where it tells two apart."""
-    base = {k: config_label(dict(zip(KEY_FIELDS, k, strict=True))) for k in keys}
+    """``config_label`` of each key, then its arrival rate ("b1 n1 w1 @ 400/s"); the device
+    type added where it tells two apart."""
+    base = {k: _label(k) for k in keys}
     taken: dict[str, int] = {}
     for label in base.values():
         taken[label] = taken.get(label, 0) + 1
     device = KEY_FIELDS.index("device_type")
     # The label shows every key field but the device type, so equal labels differ there.
-    return {k: f"{v} {k[device]}" if taken[v] > 1 else v for k, v in base.items()}
+    return {k: _label(k, device=k[device] if taken[v] > 1 else None) for k, v in base.items()}
+
+
+def _label(key: tuple[Any, ...], device: Any = None) -> str:
+    label = config_label(dict(zip(KEY_FIELDS, key, strict=True)))
+    if device is not None:
+        label += f" {device}"
+    rate = key[_RATE]
+    return label if rate is None else f"{label} @ {rate_text(rate)}/s"
+
+
+def rate_text(rate: Any) -> str:
+    """A rate as tables show it: 400, 537.5, 0.25, 1000000 (never 1e+06)."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        return str(rate)
+    return f"{rate:.3f}".rstrip("0").rstrip(".")
+
+
+def _peaks(
+    old: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    new: Mapping[tuple[Any, ...], Mapping[str, Any]],
+) -> tuple[PeakComparison, ...]:
+    """Each config's peak search in both runs, in the old run's order."""
+    searches = [_searches(run) for run in (old, new)]
+    keys = list(dict.fromkeys([*searches[0], *searches[1]]))
+    labels = _labels(keys)
+    return tuple(PeakComparison(labels[k], k, searches[0].get(k), searches[1].get(k)) for k in keys)
+
+
+def _searches(
+    run: Mapping[tuple[Any, ...], Mapping[str, Any]],
+) -> dict[tuple[Any, ...], PeakSearch]:
+    """The peak searches of one run by config (its key with the rate None): the reports of
+    a search carry its bound; the peak's report is marked ``is_peak``."""
+    steps: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for key, r in run.items():
+        if r.get("latency_bound_ms") is not None:
+            steps.setdefault((*key[:_RATE], None, *key[_RATE + 1 :]), []).append(r)
+    out = {}
+    for config, reports in steps.items():
+        peak = next((r for r in reports if r.get("is_peak") is True), None)
+        rate = None
+        if peak is not None:
+            rate = _number(peak.get("peak_rate"), "peak_rate")
+            if rate is None:  # the peak's own rate is the one it was run at
+                rate = _number(peak.get("arrival_rate"), "arrival_rate")
+        else:  # no step marked: the search's result, where its steps carry it
+            rates = (_number(r.get("peak_rate"), "peak_rate") for r in reports)
+            rate = next((r for r in rates if r is not None), None)
+        first = peak or reports[0]
+        out[config] = PeakSearch(
+            rate=rate,
+            bound_ms=_number(first.get("latency_bound_ms"), "latency_bound_ms"),
+            percentile=_number(first.get("latency_percentile"), "latency_percentile"),
+            requests_per_dollar=None
+            if peak is None
+            else _number(peak.get("requests_per_dollar"), "requests_per_dollar"),
+        )
+    return out
 
 
 def _unmatched(
@@ -496,7 +693,7 @@ def _changes(
     old: Mapping[str, Any], new: Mapping[str, Any], noise_pct: float
 ) -> tuple[MetricChange, ...]:
     out = []
-    for metric in METRICS:
+    for metric in (*METRICS, *OPEN_LOOP_METRICS):
         o, n = _number(old.get(metric), metric), _number(new.get(metric), metric)
         if o is None or n is None:
             continue
@@ -581,8 +778,44 @@ def format_comparison(comparison: Comparison, width: int | None = None) -> str:
     shrink that far; None: its natural width), one row per config found in both runs, then
     the configs found in one run only. Ratios are new / old ("1.23x"); verdicts are words;
     a config that did not finish in both runs shows its statuses in the first verdict
-    column."""
-    from neuronperf_core.tables import Column, render
+    column. Open loop: one row per config and arrival rate, with the achieved rate and the
+    p50 and p99 latencies old -> new, then each config's peak rate where a run searched
+    one."""
+    from neuronperf_core.tables import render
+
+    open_loop = any(
+        key[_RATE] is not None
+        for key in (
+            *(r.key for r in comparison.rows),
+            *(u.key for u in (*comparison.only_old, *comparison.only_new)),
+        )
+    )
+    columns, rows = (_open_loop_table if open_loop else _closed_loop_table)(comparison)
+    out = [
+        f"ratios new/old; within noise: a change of at most {comparison.noise_pct:g}%, or "
+        "one not significant at 95%"
+    ]
+    if open_loop:
+        out.append(
+            "open loop: one row per config and arrival rate; latency counts from each "
+            "request's arrival, its queueing included"
+        )
+    models = _model_names(comparison)
+    if models:
+        out.append(models)
+    out.append(render(columns, rows, width=width).rstrip("\n"))
+    if not comparison.rows:
+        out.append("(no config found in both runs)")
+    for name, unmatched in (("old", comparison.only_old), ("new", comparison.only_new)):
+        out += [f"only in {name}: {u.label} ({u.status})" for u in unmatched]
+    if comparison.peaks:
+        out.append("largest rate within the latency bound, old -> new:")
+        out += [f"  {peak.describe()}" for peak in comparison.peaks]
+    return "\n".join(out) + "\n"
+
+
+def _closed_loop_table(comparison: Comparison) -> tuple[list[Column], list[list[str]]]:
+    from neuronperf_core.tables import Column
 
     columns = [
         Column("config"),
@@ -606,20 +839,41 @@ def format_comparison(comparison: Comparison, width: int | None = None) -> str:
             change = row.change(metric)
             cells += [_ratio(change), change.verdict if change else "N/A"]
         rows.append(cells)
+    return columns, rows
 
-    out = [
-        f"ratios new/old; within noise: a change of at most {comparison.noise_pct:g}%, or "
-        "one not significant at 95%"
-    ]
-    models = _model_names(comparison)
-    if models:
-        out.append(models)
-    out.append(render(columns, rows, width=width).rstrip("\n"))
-    if not comparison.rows:
-        out.append("(no config found in both runs)")
-    for name, unmatched in (("old", comparison.only_old), ("new", comparison.only_new)):
-        out += [f"only in {name}: {u.label} ({u.status})" for u in unmatched]
-    return "\n".join(out) + "\n"
+
+# the open-loop table's metrics: (header of old -> new, header of the ratio, report field)
+_OPEN_LOOP_COLUMNS = (
+    ("achieved/s", "achieved", "achieved_rate"),
+    ("p50 ms", "p50", "latency_ms_p50"),
+    ("p99 ms", "p99", "latency_ms_p99"),
+)
+
+
+def _open_loop_table(comparison: Comparison) -> tuple[list[Column], list[list[str]]]:
+    """The config and its arrival rate, then per metric old -> new, the ratio, the verdict."""
+    from neuronperf_core.tables import Column
+
+    columns = [Column("config"), Column("rate/s", numeric=True)]
+    for both, ratio, _ in _OPEN_LOOP_COLUMNS:
+        columns += [Column(both, numeric=True), Column(ratio, numeric=True), Column("verdict")]
+    rows: list[list[str]] = []
+    for row in comparison.rows:
+        rate = row.key[_RATE]
+        config = row.label if rate is None else row.label.rpartition(" @ ")[0]
+        cells = [config, "closed loop" if rate is None else rate_text(rate)]
+        if not row.finished:
+            rows.append([*cells, "", "", row.status, *[""] * (len(columns) - 5)])
+            continue
+        for _, _, metric in _OPEN_LOOP_COLUMNS:
+            change = row.change(metric)
+            cells += [
+                "N/A" if change is None else f"{_value(change.old)} -> {_value(change.new)}",
+                _ratio(change),
+                change.verdict if change else "N/A",
+            ]
+        rows.append(cells)
+    return columns, rows
 
 
 def _model_names(comparison: Comparison) -> str | None:

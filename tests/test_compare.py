@@ -64,7 +64,7 @@ def test_configs_match_on_the_key_fields_in_the_old_runs_order() -> None:
     new = [report(batch_size=8, n_models=2), report(batch_size=1), report(batch_size=8)]
     comparison = compare_reports(old, new)
     assert [r.label for r in comparison.rows] == ["b1 n1 w1", "b8 n1 w1", "b8 n2 w1"]
-    assert comparison.rows[1].key == (8, 1, 1, 1, None, "cpu")
+    assert comparison.rows[1].key == (8, 1, 1, 1, None, "cpu", None)
     assert comparison.only_old == comparison.only_new == ()
 
 
@@ -89,7 +89,7 @@ def test_model_name_is_not_part_of_the_match() -> None:
 def test_each_key_field_separates_configs(field: str, other: Any) -> None:
     comparison = compare_reports([report()], [report(**{field: other})])
     assert comparison.rows == ()
-    assert [u.key for u in comparison.only_old] == [tuple(report()[f] for f in KEY_FIELDS)]
+    assert [u.key for u in comparison.only_old] == [tuple(report().get(f) for f in KEY_FIELDS)]
     assert [u.key[KEY_FIELDS.index(field)] for u in comparison.only_new] == [other]
 
 
@@ -380,7 +380,9 @@ def test_to_dict_is_plain_json() -> None:
         "pipeline_size": 1,
         "cast_mode": None,
         "device_type": "cpu",
+        "arrival_rate": None,  # a closed loop
     }
+    assert data["peaks"] == []
     assert first["changes"]["throughput_avg"] == {
         "metric": "throughput_avg",
         "old": 100.0,
@@ -513,3 +515,205 @@ def test_two_real_runs_compare_through_their_json_files(tmp_path: Path) -> None:
         assert all(c.verdict in ("better", "worse", "within noise") for c in row.changes)
     json.dumps(comparison.to_dict(), allow_nan=False)
     assert format_comparison(comparison).count("\nb1 n1 w") == 2
+
+
+# -- open loop: rate sweeps and peak searches -----------------------------------------------
+
+
+def at(rate: float, **fields: Any) -> dict[str, Any]:
+    """An open-loop report of config b1 n1 w1 at ``rate``; ``fields`` override."""
+    open_loop = {
+        "arrival_rate": rate,
+        "arrivals": "poisson",
+        "offered_rate": rate,
+        "achieved_rate": rate,
+        "late_at_end": 0,
+        "throughput_avg": rate,
+    }
+    return report(**(open_loop | fields))
+
+
+def test_open_loop_reports_pair_by_config_and_arrival_rate() -> None:
+    old = [at(100.0), at(400.0), at(100.0, batch_size=8)]
+    new = [at(400.0, achieved_rate=300.0), at(100.0, batch_size=8), at(100.0), at(800.0)]
+    comparison = compare_reports(old, new)  # one config at two rates is no duplicate
+    assert [r.label for r in comparison.rows] == [
+        "b1 n1 w1 @ 100/s",
+        "b1 n1 w1 @ 400/s",
+        "b8 n1 w1 @ 100/s",
+    ]
+    assert [r.key[KEY_FIELDS.index("arrival_rate")] for r in comparison.rows] == [100, 400, 100]
+    assert [u.label for u in comparison.only_new] == ["b1 n1 w1 @ 800/s"]
+    assert comparison.only_old == ()
+    # the achieved rate is compared beside throughput and latency, better higher
+    achieved = comparison.rows[1].change("achieved_rate")
+    assert achieved is not None
+    assert (achieved.old, achieved.new, achieved.verdict) == (400.0, 300.0, "worse")
+    assert comparison.rows[0].change("achieved_rate").verdict == "within noise"  # type: ignore[union-attr]
+
+
+def test_a_closed_loop_report_has_no_achieved_rate_to_compare() -> None:
+    (row,) = compare_reports([report()], [report()]).rows
+    assert [c.metric for c in row.changes] == list(METRICS)
+
+
+def test_the_open_loop_table_shows_each_rate_with_achieved_rate_and_latencies() -> None:
+    old = [at(100.0), at(1500.0, achieved_rate=900.0, latency_ms_p50=300.0, latency_ms_p99=700.0)]
+    new = [at(100.0, latency_ms_p99=30.0), at(1500.0, achieved_rate=1450.0, latency_ms_p50=2.5)]
+    new.append(at(537.5, status="error", error="boom"))
+    text = format_comparison(compare_reports(old, new))
+    lines = text.splitlines()
+    assert "open loop: one row per config and arrival rate" in text
+    header = next(line for line in lines if line.startswith("config"))
+    assert header.split()[:5] == ["config", "rate/s", "achieved/s", "achieved", "verdict"]
+    assert "p50 ms" in header and "p99 ms" in header
+    low = next(line for line in lines if line.split()[3:4] == ["100"])
+    assert low.split()[:3] == ["b1", "n1", "w1"]
+    assert "100.0 -> 100.0" in low and "20.0 -> 30.0" in low and "1.50x" in low
+    high = next(line for line in lines if line.split()[3:4] == ["1500"])
+    assert "900.0 -> 1450.0" in high and "1.61x" in high and "300.0 -> 2.5 " in high
+    assert "only in new: b1 n1 w1 @ 537.5/s (error)" in lines
+
+
+def test_a_closed_loop_run_against_an_open_loop_one_says_they_measure_different_things() -> None:
+    with pytest.raises(CompareError) as caught:
+        compare_reports([report(), report(batch_size=2)], [at(100.0), at(400.0)])
+    message = str(caught.value)
+    assert message.startswith(
+        "The old run is closed loop and the new run open loop: they measure different things."
+    )
+    assert "run the other with the same --arrival-rate" in message
+    with pytest.raises(CompareError, match="old run is open loop and the new run closed loop"):
+        compare_reports([at(100.0)], [report()])
+    # a run that holds both compares each with its like
+    both = [report(), at(100.0)]
+    comparison = compare_reports(both, [at(100.0)])
+    assert [r.label for r in comparison.rows] == ["b1 n1 w1 @ 100/s"]
+    assert [u.label for u in comparison.only_old] == ["b1 n1 w1"]
+    lines = format_comparison(compare_reports(both, both)).splitlines()
+    assert [line.split()[3:5] for line in lines if line.startswith("b1 n1 w1")] == [
+        ["closed", "loop"],
+        ["100", "100.0"],
+    ]
+
+
+def searched(
+    rates: list[float], peak: float | None, bound_ms: float = 20.0, **fields: Any
+) -> list[dict[str, Any]]:
+    """The step reports of a peak search of b1 n1 w1 under a p99 bound, ``peak`` marked."""
+    return [
+        at(
+            rate,
+            latency_bound_ms=bound_ms,
+            latency_percentile=99,
+            within_bound=peak is not None and rate <= peak,
+            is_peak=rate == peak,
+            peak_rate=peak,
+            **fields,
+        )
+        for rate in rates
+    ]
+
+
+def test_peak_searches_compare_their_peak_rates() -> None:
+    old = searched([100.0, 200.0, 400.0, 800.0, 600.0], peak=400.0)
+    new = searched([100.0, 200.0, 400.0, 800.0, 600.0], peak=600.0)
+    comparison = compare_reports(old, new)
+    assert len(comparison.rows) == 5  # the steps pair by rate like any sweep
+    (peak,) = comparison.peaks
+    assert peak.label == "b1 n1 w1"
+    assert peak.old is not None and peak.new is not None
+    assert (peak.old.rate, peak.new.rate, peak.ratio) == (400.0, 600.0, 1.5)
+    assert peak.same_bound
+    assert peak.describe() == "b1 n1 w1 (p99 <= 20 ms): peak 400/s -> 600/s (+50.0%)"
+    text = format_comparison(comparison)
+    assert "largest rate within the latency bound, old -> new:\n" in text
+    assert "  b1 n1 w1 (p99 <= 20 ms): peak 400/s -> 600/s (+50.0%)\n" in text
+    data = comparison.to_dict()
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert data["peaks"][0]["old"] == {
+        "rate": 400.0,
+        "bound_ms": 20.0,
+        "percentile": 99.0,
+        "requests_per_dollar": None,
+    }
+    assert data["peaks"][0]["change_pct"] == pytest.approx(50.0)
+
+
+def test_a_peak_search_reads_its_peak_from_the_marked_report() -> None:
+    old = searched([100.0, 400.0], peak=None)
+    old[0] |= {"is_peak": True, "peak_rate": None}  # peak_rate missing: the report's own rate
+    new = searched([100.0, 400.0], peak=None)
+    for step in new:
+        del step["is_peak"]  # no step marked: the search's peak_rate where the steps carry it
+        step["peak_rate"] = 250.0
+    (peak,) = compare_reports(old, new).peaks
+    assert (peak.old.rate, peak.new.rate) == (100.0, 250.0)  # type: ignore[union-attr]
+
+
+def test_peaks_say_when_none_met_the_bound_the_bounds_differ_or_one_run_did_not_search() -> None:
+    none_within = compare_reports(searched([100.0], peak=None), searched([100.0], peak=100.0))
+    (peak,) = none_within.peaks
+    assert peak.ratio is None
+    assert peak.describe() == "b1 n1 w1 (p99 <= 20 ms): peak none within the bound -> 100/s"
+
+    bounds = compare_reports(
+        searched([100.0], peak=100.0), searched([100.0], peak=100.0, bound_ms=10.0)
+    )
+    assert bounds.peaks[0].describe() == (
+        "b1 n1 w1: peak 100/s -> 100/s (+0.0%); the bounds differ (old p99 <= 20 ms, "
+        "new p99 <= 10 ms): the peaks answer different questions"
+    )
+
+    only_old = compare_reports(searched([100.0], peak=100.0), [at(100.0)])
+    assert only_old.peaks[0].describe() == ("b1 n1 w1 (p99 <= 20 ms): peak 100/s -> no peak search")
+    sweeps = compare_reports([at(100.0)], [at(100.0)])  # plain sweeps: no peaks
+    assert sweeps.peaks == ()
+    assert "largest rate" not in format_comparison(sweeps)
+
+
+def test_peaks_show_requests_per_dollar_when_both_runs_priced_them() -> None:
+    old = searched([100.0], peak=100.0, requests_per_dollar=1_000_000.0)
+    new = searched([100.0], peak=100.0, requests_per_dollar=1_250_000.5)
+    (peak,) = compare_reports(old, new).peaks
+    assert peak.describe().endswith("; requests per dollar 1,000,000 -> 1,250,000")
+
+
+def test_two_real_rate_sweeps_compare_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from neuronperf_core.cli import main
+
+    def load(path: str, device_id: int = 0) -> Any:
+        def model(x: Any) -> Any:
+            time.sleep(0.001)
+            return x
+
+        return model
+
+    def run(name: str) -> str:
+        reports = npf.benchmark(
+            load, "sleeper", np.zeros((1, 4)), batch_sizes=[1], n_models=[1],
+            workers_per_model=[1], arrival_rate=[50, 200], duration=1, runner="threads",
+            results_dir=None, verbosity=0,
+        )  # fmt: skip
+        assert [r["status"] for r in reports] == ["finished", "finished"]
+        return write_json(reports, tmp_path / name)
+
+    old, new = run("old.json"), run("new.json")
+    capsys.readouterr()
+    assert main(["report", old, new]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("b1 n1 w1")]
+    assert [row[3] for row in rows] == ["50", "200"]  # one row per rate
+    for row in rows:
+        assert row[5] == "->" and row[7].endswith("x")  # achieved old -> new, its ratio
+    # the same seed offers the same arrivals: both runs were offered the same requests
+    old_reports, new_reports = (json.loads(Path(f).read_text()) for f in (old, new))
+    for o, n in zip(old_reports, new_reports, strict=True):
+        assert o["total_infs"] + o["late_at_end"] == n["total_infs"] + n["late_at_end"]
+    closed = write_json([report()], tmp_path / "closed.json")
+    assert main(["report", closed, new]) == 2
+    assert "they measure different things" in capsys.readouterr().err
