@@ -15,8 +15,19 @@
   p100, a thick bar from p50 to p99, a tick at p50. These are the percentiles
   the report holds, not a histogram of the samples.
 
-The latency axes turn logarithmic when the largest latency shown is more than
-``LOG_SCALE_SPREAD`` times the smallest.
+A rate sweep (open-loop reports: ``arrival_rate`` set) draws instead, also in two panels:
+
+- left: latency p50 (dotted), p90 (dashed) and p99 (solid) against the offered rate
+  (``offered_rate``, else ``arrival_rate``), one colour per config; a peak search's latency
+  bound (``latency_bound_ms``) as a red dash-dot line, and its peak (the report with
+  ``is_peak``) as a star on the searched percentile, labelled with its rate.
+- right: the achieved rate against the offered rate, beside the line where they are
+  equal: where a config falls below it, requests queue faster than it serves them.
+
+Closed-loop and open-loop reports measure different things: one plot of both is an error.
+
+The latency axes (and the rate axes) turn logarithmic when the largest value shown is more
+than ``LOG_SCALE_SPREAD`` times the smallest.
 
 matplotlib is imported only when a plot is drawn (``pip install
 'neuronperf-core[plot]'``), so ``import neuronperf`` stays light. The figure is
@@ -73,8 +84,9 @@ def plot_reports(
 ) -> str:
     """Write a PNG of ``reports`` (``FIGSIZE_IN`` at ``DPI``) to ``filename``; returns it.
 
-    Configs not "finished", or without throughput or p50/p99 latency, are left out.
-    ``title`` defaults to the model name and device type when all reports share them.
+    Configs not "finished", or without throughput or p50/p99 latency (or, in a rate
+    sweep, without a rate), are left out. ``title`` defaults to the model name and device
+    type when all reports share them.
     The write is atomic: a crash leaves the old file or the new one.
     """
     if isinstance(reports, Mapping):
@@ -89,6 +101,13 @@ def plot_reports(
             f"No finished configs to plot: of {len(rows)} report(s), none has status "
             "'finished' with throughput_avg, latency_ms_p50 and latency_ms_p99. "
             "Check the reports' 'status' and 'error' fields."
+        )
+    open_loop = {_is_open_loop(report) for report, _ in kept}
+    if len(open_loop) > 1:
+        raise PlotError(
+            "The reports mix closed-loop configs and open-loop ones (an arrival_rate): they "
+            "measure different things (throughput at saturation against latency at a set "
+            "rate) and share no axes. Plot each kind apart."
         )
     path = Path(filename)
     folder = path.parent
@@ -121,6 +140,8 @@ def _figure(
     canvas_class: Any,
 ) -> Figure:
     """The figure of the configs to draw, laid out, its point labels placed."""
+    if all(_is_open_loop(report) for report, _ in kept):
+        return _rate_figure(kept, title, figure_class, canvas_class)
     reports = [report for report, _ in kept]
     labels = _distinct_labels(reports)
     values = [v for _, v in kept]
@@ -151,7 +172,7 @@ def _row(report: Any, index: int) -> tuple[Mapping[str, Any], dict[str, float]] 
         )
     if report.get("status") != "finished":
         return None
-    fields = ["throughput_avg", *(f"latency_ms_p{p}" for p in PERCENTILES)]
+    fields = ["throughput_avg", *(f"latency_ms_p{p}" for p in PERCENTILES), *_OPEN_LOOP_FIELDS]
     values: dict[str, float] = {}
     for field in fields:
         v = report.get(field)
@@ -167,7 +188,24 @@ def _row(report: Any, index: int) -> tuple[Mapping[str, Any], dict[str, float]] 
             values[field] = float(v)
     if not {"throughput_avg", "latency_ms_p50", "latency_ms_p99"} <= values.keys():
         return None
+    if _is_open_loop(report):
+        rate = values.get("offered_rate", values.get("arrival_rate"))
+        if rate is None:
+            return None
+        values["rate"] = rate  # the x of a rate sweep: what was offered, else what was asked
     return report, values
+
+
+# A rate sweep's numbers, and a peak search's
+_OPEN_LOOP_FIELDS = (
+    "arrival_rate", "offered_rate", "achieved_rate", "latency_bound_ms", "latency_percentile",
+    "peak_rate",
+)  # fmt: skip
+_Row = tuple[Mapping[str, Any], dict[str, float]]  # a report and the numbers drawn of it
+
+
+def _is_open_loop(report: Mapping[str, Any]) -> bool:
+    return report.get("arrival_rate") is not None
 
 
 def _distinct_labels(reports: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -391,6 +429,190 @@ def _draw_percentiles(
         ncols=4,
         fontsize=8,
     )
+
+
+# ---------------------------------------------------------------- a rate sweep
+
+# the latency percentiles drawn against the rate, and their line styles
+_RATE_PERCENTILES: dict[int, Literal[":", "--", "-"]] = {50: ":", 90: "--", 99: "-"}
+_BOUND_COLOUR = "tab:red"
+
+
+def _rate_figure(
+    kept: Sequence[_Row],
+    title: str | None,
+    figure_class: type[Figure],
+    canvas_class: Any,
+) -> Figure:
+    """The figure of a rate sweep: latency and achieved rate against the offered rate."""
+    reports = [report for report, _ in kept]
+    figure = figure_class(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    canvas_class(figure)
+    latency_axes, achieved_axes = figure.subplots(1, 2)
+    series = _rate_series(kept)
+    _draw_rate_latency(latency_axes, series)
+    _draw_achieved(achieved_axes, series)
+    if title is None:
+        title = _default_title(reports)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+class _Series:
+    """One config's reports of a rate sweep, in order of rate."""
+
+    def __init__(self, label: str, colour: Any, rows: list[_Row]) -> None:
+        self.label, self.colour = label, colour
+        self.rows = sorted(rows, key=lambda row: row[1]["rate"])
+
+    def line(self, field: str) -> tuple[list[float], list[float]]:
+        """The rates and ``field`` of the reports that hold it."""
+        points = [(v["rate"], v[field]) for _, v in self.rows if field in v]
+        return [x for x, _ in points], [y for _, y in points]
+
+    def peaks(self) -> list[dict[str, float]]:
+        """The numbers of the report of a peak search's peak (``is_peak``), if any."""
+        return [v for r, v in self.rows if r.get("is_peak") is True]
+
+
+def _rate_series(kept: Sequence[_Row]) -> list[_Series]:
+    """The configs of a sweep (alike in every key field and in their arrival process), in
+    order of first appearance, each labelled and coloured."""
+    groups: dict[tuple[str, ...], list[_Row]] = {}
+    for row in kept:
+        groups.setdefault((*_alike(row[0], ""), str(row[0].get("arrivals"))), []).append(row)
+    firsts = [rows[0][0] for rows in groups.values()]
+    labels = [  # alike but for their arrivals (poisson and constant): named by those
+        f"{config_label(r)} {r.get('arrivals')}" if "#" in label else label
+        for label, r in zip(_distinct_labels(firsts), firsts, strict=True)
+    ]
+    colours = _colours(len(groups))
+    return [
+        _Series(label, colour, rows)
+        for label, colour, rows in zip(labels, colours, groups.values(), strict=True)
+    ]
+
+
+def _draw_rate_latency(axes: Axes, series: Sequence[_Series]) -> None:
+    """Latency percentiles against the offered rate; the bounds and the peaks."""
+    from matplotlib.lines import Line2D
+
+    from neuronperf_core.compare import rate_text
+
+    shown: list[float] = []
+    rates: list[float] = []
+    for s in series:
+        for p, style in _RATE_PERCENTILES.items():
+            xs, ys = s.line(f"latency_ms_p{p}")
+            axes.plot(xs, ys, linestyle=style, marker="o", markersize=3, color=s.colour)
+            shown += ys
+            rates += xs
+    bounds = {
+        (v["latency_bound_ms"], v.get("latency_percentile"))
+        for s in series
+        for _, v in s.rows
+        if "latency_bound_ms" in v
+    }
+    handles = [Line2D([], [], color=s.colour, marker="o", label=s.label) for s in series]
+    handles += [
+        Line2D([], [], color="grey", linestyle=style, label=f"p{p}")
+        for p, style in _RATE_PERCENTILES.items()
+    ]
+    for bound, percentile in sorted(bounds, key=lambda b: (b[0], b[1] or 0)):
+        which = "" if percentile is None else f"p{percentile:g} "
+        label = f"bound: {which}<= {bound:g} ms"
+        axes.axhline(bound, color=_BOUND_COLOUR, linestyle="-.", linewidth=1.2, label=label)
+        handles.append(Line2D([], [], color=_BOUND_COLOUR, linestyle="-.", label=label))
+        shown.append(bound)
+    peaks = [(s, v) for s in series for v in s.peaks()]
+    for s, v in peaks:
+        percentile = v.get("latency_percentile", 99.0)
+        # on the searched percentile where the report holds it, else where the bound is
+        y = v.get(f"latency_ms_p{percentile:g}", v.get("latency_bound_ms"))
+        if y is None:
+            continue
+        axes.plot(
+            [v["rate"]], [y], marker="*", markersize=16, color=s.colour,
+            markeredgecolor="black", linestyle="none", zorder=4,
+        )  # fmt: skip
+        peak_rate = v.get("peak_rate", v.get("arrival_rate", v["rate"]))  # as searched
+        left = v["rate"] > (min(rates) + max(rates)) / 2  # the label stays inside the axes
+        axes.annotate(
+            f"peak {rate_text(peak_rate)}/s", (v["rate"], y), xytext=(-10 if left else 10, -12),
+            textcoords="offset points", ha="right" if left else "left", fontsize=8,
+            color=s.colour,
+        )  # fmt: skip
+    if peaks:
+        handles.append(_peak_handle())
+    if _log_scale_fits(shown):
+        axes.set_yscale("log")
+    if rates and _log_scale_fits(rates):
+        axes.set_xscale("log")
+    axes.set_xlabel("offered rate (requests per second)")
+    axes.set_ylabel("latency (ms), from each request's arrival")
+    axes.set_title("Latency against offered rate, per config")
+    axes.grid(True, alpha=0.3)
+    axes.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=min(4, len(handles)),
+        fontsize=8,
+    )
+
+
+def _draw_achieved(axes: Axes, series: Sequence[_Series]) -> None:
+    """The achieved rate against the offered rate, and the line where they are equal."""
+    from matplotlib.lines import Line2D
+
+    rates: list[float] = []
+    for s in series:
+        xs, ys = s.line("achieved_rate")
+        axes.plot(xs, ys, marker="o", markersize=4, color=s.colour, label=s.label)
+        rates += [*xs, *ys]
+        for v in s.peaks():
+            if "achieved_rate" in v:
+                axes.plot(
+                    [v["rate"]], [v["achieved_rate"]], marker="*", markersize=16,
+                    color=s.colour, markeredgecolor="black", linestyle="none", zorder=4,
+                )  # fmt: skip
+    every = [v["rate"] for s in series for _, v in s.rows]
+    low, high = min(every + rates), max(every + rates)
+    # above the configs' lines (dashes let them show through): one that keeps up lies on it
+    axes.plot([low, high], [low, high], color="black", linestyle="--", linewidth=0.8, zorder=3)
+    if _log_scale_fits([low, high]):
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+    else:
+        axes.set_xlim(left=0)
+        axes.set_ylim(bottom=0)
+    axes.set_xlabel("offered rate (requests per second)")
+    axes.set_ylabel("achieved rate (requests per second)")
+    axes.set_title("Achieved against offered rate: below the line, requests queue")
+    axes.grid(True, alpha=0.3)
+    handles = [Line2D([], [], color=s.colour, marker="o", label=s.label) for s in series]
+    handles.append(
+        Line2D([], [], color="black", linestyle="--", linewidth=0.8, label="achieved = offered")
+    )
+    if any(s.peaks() for s in series):
+        handles.append(_peak_handle())
+    axes.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=min(4, len(handles)),
+        fontsize=8,
+    )
+
+
+def _peak_handle() -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D(
+        [], [], marker="*", markersize=12, color="grey", markeredgecolor="black",
+        linestyle="none", label="peak within the bound",
+    )  # fmt: skip
 
 
 def _colours(n: int) -> list[Any]:

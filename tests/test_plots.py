@@ -315,3 +315,150 @@ def test_importing_neuronperf_does_not_import_matplotlib() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr or "matplotlib was imported"
+
+
+# -- a rate sweep ---------------------------------------------------------------------
+
+
+def at(rate: float, **fields: Any) -> dict[str, Any]:
+    """An open-loop report of b8 n2 w4 offered ``rate`` requests per second, its latency
+    growing with the rate; ``fields`` override."""
+    open_loop = {
+        "arrival_rate": rate,
+        "arrivals": "poisson",
+        "offered_rate": rate * 0.98,  # Poisson arrivals: a little off what was asked
+        "achieved_rate": min(rate * 0.98, 500.0),
+        "late_at_end": 0,
+        "latency_ms_p50": 1.0 + rate / 100,
+        "latency_ms_p90": 2.0 + rate / 50,
+        "latency_ms_p99": 3.0 + rate / 20,
+    }
+    return report(**(open_loop | fields))
+
+
+def rate_sweep() -> list[dict[str, Any]]:
+    """Two configs, each at three rates (given out of order); b8 peaks at 400/s under a
+    30 ms p99 bound."""
+    search = {"latency_bound_ms": 30.0, "latency_percentile": 99}
+    return [
+        at(800.0, **search, within_bound=False, is_peak=False),
+        at(100.0, **search, within_bound=True, is_peak=False),
+        at(400.0, **search, within_bound=True, is_peak=True, peak_rate=400.0),
+        *(at(rate, batch_size=1, offered_rate=rate) for rate in (100.0, 400.0, 800.0)),
+    ]
+
+
+def lines_of(axes: Any, style: str, colour: Any = None) -> list[Any]:
+    from matplotlib.colors import same_color
+
+    return [
+        line
+        for line in axes.get_lines()
+        if line.get_linestyle() == style
+        and line.get_marker() == "o"
+        and (colour is None or same_color(line.get_color(), colour))
+    ]
+
+
+def test_a_rate_sweep_draws_latency_percentiles_against_the_offered_rate(matplotlib: Any) -> None:
+    latency_axes = figure_of(rate_sweep()).axes[0]
+    assert latency_axes.get_xlabel() == "offered rate (requests per second)"
+    assert latency_axes.get_ylabel() == "latency (ms), from each request's arrival"
+    for p, style in ((50, ":"), (90, "--"), (99, "-")):
+        # one line per config, in order of rate, at the offered rate (not the one asked for)
+        b8, b1 = lines_of(latency_axes, style)
+        assert list(b8.get_xdata()) == [98.0, 392.0, 784.0]
+        assert list(b8.get_ydata()) == [at(r)[f"latency_ms_p{p}"] for r in (100.0, 400.0, 800.0)]
+        assert list(b1.get_xdata()) == [100.0, 400.0, 800.0]
+        assert b1.get_color() != b8.get_color()
+    legend = [t.get_text() for t in latency_axes.get_legend().get_texts()]
+    assert legend == [
+        "b8 n2 w4", "b1 n2 w4", "p50", "p90", "p99", "bound: p99 <= 30 ms",
+        "peak within the bound",
+    ]  # fmt: skip
+
+
+def test_the_offered_rate_falls_back_to_the_rate_asked_for(matplotlib: Any) -> None:
+    reports = [at(rate, offered_rate=None) for rate in (100.0, 200.0)]
+    (p99,) = lines_of(figure_of(reports).axes[0], "-")
+    assert list(p99.get_xdata()) == [100.0, 200.0]
+
+
+def test_the_bound_is_a_line_and_the_peak_is_marked(matplotlib: Any) -> None:
+    latency_axes, achieved_axes = figure_of(rate_sweep()).axes
+    (bound,) = [line for line in latency_axes.get_lines() if line.get_linestyle() == "-."]
+    assert list(bound.get_ydata()) == [30.0, 30.0]
+    (star,) = [line for line in latency_axes.get_lines() if line.get_marker() == "*"]
+    assert (list(star.get_xdata()), list(star.get_ydata())) == (
+        [392.0],
+        [at(400.0)["latency_ms_p99"]],
+    )
+    assert [t.get_text() for t in latency_axes.texts] == ["peak 400/s"]
+    (star,) = [line for line in achieved_axes.get_lines() if line.get_marker() == "*"]
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([392.0], [392.0])
+    # a plain sweep has neither
+    plain = figure_of([at(100.0), at(400.0)]).axes[0]
+    assert not [line for line in plain.get_lines() if line.get_marker() == "*"]
+    assert not [line for line in plain.get_lines() if line.get_linestyle() == "-."]
+    assert "bound" not in " ".join(t.get_text() for t in plain.get_legend().get_texts())
+
+
+def test_a_peak_of_a_percentile_the_report_lacks_is_marked_on_the_bound(matplotlib: Any) -> None:
+    search = {"latency_bound_ms": 30.0, "latency_percentile": 99.9}
+    reports = [at(100.0, **search, is_peak=True), at(400.0, **search, is_peak=False)]
+    latency_axes = figure_of(reports).axes[0]
+    (star,) = [line for line in latency_axes.get_lines() if line.get_marker() == "*"]
+    assert list(star.get_ydata()) == [30.0]
+    legend = [t.get_text() for t in latency_axes.get_legend().get_texts()]
+    assert "bound: p99.9 <= 30 ms" in legend
+
+
+def test_the_achieved_rate_is_drawn_against_the_offered_rate(matplotlib: Any) -> None:
+    achieved_axes = figure_of(rate_sweep()).axes[1]
+    assert achieved_axes.get_ylabel() == "achieved rate (requests per second)"
+    b8 = next(line for line in lines_of(achieved_axes, "-") if line.get_label() == "b8 n2 w4")
+    assert list(b8.get_xdata()) == [98.0, 392.0, 784.0]
+    assert list(b8.get_ydata()) == [98.0, 392.0, 500.0]  # it falls behind at 800/s
+    (equal,) = [line for line in achieved_axes.get_lines() if line.get_linestyle() == "--"]
+    assert list(equal.get_xdata()) == list(equal.get_ydata()) == [98.0, 800.0]  # all rates
+
+
+def test_configs_alike_but_for_their_arrivals_are_named_by_them(matplotlib: Any) -> None:
+    reports = [at(100.0), at(100.0, arrivals="constant"), at(200.0, arrivals="constant")]
+    legend = [t.get_text() for t in figure_of(reports).axes[0].get_legend().get_texts()]
+    assert legend[:2] == ["b8 n2 w4 poisson", "b8 n2 w4 constant"]
+
+
+def test_a_rate_sweep_writes_a_png_of_the_documented_size(matplotlib: Any, tmp_path: Path) -> None:
+    reports = [*rate_sweep(), at(5000.0, latency_ms_p99=900.0)]  # log axes too
+    target = tmp_path / "sweep.png"
+    plot_reports(reports, target)
+    assert png_size(target) == EXPECTED_SIZE
+
+
+def test_closed_and_open_loop_reports_in_one_plot_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PlotError, match="mix closed-loop configs and open-loop ones"):
+        plot_reports([report(), at(100.0)], tmp_path / "plot.png")
+    assert not (tmp_path / "plot.png").exists()
+
+
+def test_a_real_rate_sweep_plots(matplotlib: Any, tmp_path: Path) -> None:
+    import time
+
+    def load(path: str, device_id: int = 0) -> Any:
+        def model(x: Any) -> Any:
+            time.sleep(0.001)
+            return x
+
+        return model
+
+    reports = npf.benchmark(
+        load, "sleeper", np.zeros((1, 4)), batch_sizes=[1], n_models=[1], workers_per_model=[1],
+        arrival_rate=[50, 200], duration=1, runner="threads", results_dir=None, verbosity=0,
+    )  # fmt: skip
+    assert [r["status"] for r in reports] == ["finished", "finished"]
+    (p99,) = lines_of(figure_of(reports).axes[0], "-")
+    assert list(p99.get_xdata()) == sorted(r["offered_rate"] for r in reports)
+    target = tmp_path / "real.png"
+    plot_reports(reports, target)
+    assert png_size(target) == EXPECTED_SIZE
