@@ -259,6 +259,7 @@ class PeakSearch:
     bound_ms: float | None
     percentile: float | None
     requests_per_dollar: float | None = None
+    stopped: str | None = None  # why the search ended before its bracket closed
 
     def bound(self) -> str:
         """ "p99 <= 20 ms" """
@@ -271,6 +272,7 @@ class PeakSearch:
             "bound_ms": self.bound_ms,
             "percentile": self.percentile,
             "requests_per_dollar": self.requests_per_dollar,
+            "stopped": self.stopped,
         }
 
 
@@ -326,6 +328,9 @@ class PeakComparison:
         dollars = [s.requests_per_dollar for s in (self.old, self.new) if s is not None]
         if len(dollars) == 2 and None not in dollars:
             text += f"; requests per dollar {dollars[0]:,.0f} -> {dollars[1]:,.0f}"
+        for run, search in (("old", self.old), ("new", self.new)):
+            if search is not None and search.stopped:
+                text += f"; the {run} search stopped early: {search.stopped}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -590,9 +595,11 @@ def _index(reports: Any, run: str) -> dict[tuple[Any, ...], Mapping[str, Any]]:
                 f"{run}[{i}] has a config field that is not a plain value: "
                 f"{dict(zip(KEY_FIELDS, key, strict=True))}. Expected numbers, strings or None."
             ) from None
+        if key in out and _step(r) and _step(out[key]):
+            del out[key]  # a peak search ran an invalid step again: the rerun stands for it
         if key in out:
             raise CompareError(
-                f"The {run} run holds config {config_label(r)!r} "
+                f"The {run} run holds config {_label(key)!r} "
                 f"({dict(zip(KEY_FIELDS, key, strict=True))}) twice: {run}[{where[key]}] and "
                 f"{run}[{i}]. Each config may appear once per run; compare one model's results "
                 "at a time or drop the extra reports."
@@ -600,6 +607,11 @@ def _index(reports: Any, run: str) -> dict[tuple[Any, ...], Mapping[str, Any]]:
         out[key] = r
         where[key] = i
     return out
+
+
+def _step(report: Mapping[str, Any]) -> bool:
+    """Whether ``report`` is a step of a peak search (its probe included)."""
+    return report.get("peak_step") is not None
 
 
 def _labels(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], str]:
@@ -643,11 +655,11 @@ def _peaks(
 def _searches(
     run: Mapping[tuple[Any, ...], Mapping[str, Any]],
 ) -> dict[tuple[Any, ...], PeakSearch]:
-    """The peak searches of one run by config (its key with the rate None): the reports of
-    a search carry its bound; the peak's report is marked ``is_peak``."""
+    """The peak searches of one run by config (its key with the rate None): its steps carry
+    ``peak_step`` and the bound; the peak's report is marked ``is_peak``."""
     steps: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for key, r in run.items():
-        if r.get("latency_bound_ms") is not None:
+        if _step(r):
             steps.setdefault((*key[:_RATE], None, *key[_RATE + 1 :]), []).append(r)
     out = {}
     for config, reports in steps.items():
@@ -668,6 +680,7 @@ def _searches(
             requests_per_dollar=None
             if peak is None
             else _number(peak.get("requests_per_dollar"), "requests_per_dollar"),
+            stopped=next((str(r["peak_stopped"]) for r in reports if r.get("peak_stopped")), None),
         )
     return out
 

@@ -25,6 +25,8 @@ A rate sweep (open-loop reports: ``arrival_rate`` set) draws instead, also in tw
   equal: where a config falls below it, requests queue faster than it serves them.
 
 Closed-loop and open-loop reports measure different things: one plot of both is an error.
+A peak search's closed-loop probe (``peak_step`` 0) has no rate and is left out of its
+plot; a step the search ran again is drawn by its rerun.
 
 The latency axes (and the rate axes) turn logarithmic when the largest value shown is more
 than ``LOG_SCALE_SPREAD`` times the smallest.
@@ -102,7 +104,7 @@ def plot_reports(
             "'finished' with throughput_avg, latency_ms_p50 and latency_ms_p99. "
             "Check the reports' 'status' and 'error' fields."
         )
-    open_loop = {_is_open_loop(report) for report, _ in kept}
+    open_loop = {_is_open_loop(r) for r, _ in kept if r.get("peak_step") is None}
     if len(open_loop) > 1:
         raise PlotError(
             "The reports mix closed-loop configs and open-loop ones (an arrival_rate): they "
@@ -140,7 +142,7 @@ def _figure(
     canvas_class: Any,
 ) -> Figure:
     """The figure of the configs to draw, laid out, its point labels placed."""
-    if all(_is_open_loop(report) for report, _ in kept):
+    if any(_is_open_loop(report) for report, _ in kept):
         return _rate_figure(kept, title, figure_class, canvas_class)
     reports = [report for report, _ in kept]
     labels = _distinct_labels(reports)
@@ -480,8 +482,20 @@ def _rate_series(kept: Sequence[_Row]) -> list[_Series]:
     """The configs of a sweep (alike in every key field and in their arrival process), in
     order of first appearance, each labelled and coloured."""
     groups: dict[tuple[str, ...], list[_Row]] = {}
+    steps: dict[tuple[Any, ...], int] = {}  # a peak search's steps by config and rate
     for row in kept:
-        groups.setdefault((*_alike(row[0], ""), str(row[0].get("arrivals"))), []).append(row)
+        report = row[0]
+        if not _is_open_loop(report):  # a peak search's closed-loop probe: it has no rate
+            continue
+        key = (*_alike(report, ""), str(report.get("arrivals")))
+        group = groups.setdefault(key, [])
+        if report.get("peak_step") is not None:
+            at = (*key, report["arrival_rate"])
+            if at in steps:  # an invalid step run again: the rerun stands for it
+                group[steps[at]] = row
+                continue
+            steps[at] = len(group)
+        group.append(row)
     firsts = [rows[0][0] for rows in groups.values()]
     labels = [  # alike but for their arrivals (poisson and constant): named by those
         f"{config_label(r)} {r.get('arrivals')}" if "#" in label else label

@@ -600,18 +600,20 @@ def test_a_closed_loop_run_against_an_open_loop_one_says_they_measure_different_
 def searched(
     rates: list[float], peak: float | None, bound_ms: float = 20.0, **fields: Any
 ) -> list[dict[str, Any]]:
-    """The step reports of a peak search of b1 n1 w1 under a p99 bound, ``peak`` marked."""
-    return [
+    """The reports of a peak search of b1 n1 w1 under a p99 bound: its closed-loop probe,
+    then a step at each rate, ``peak`` marked."""
+    search = {"latency_bound_ms": bound_ms, "latency_percentile": 99, "peak_rate": peak}
+    probe = report(**search, peak_step=0, within_bound=True, is_peak=False)
+    return [probe] + [
         at(
             rate,
-            latency_bound_ms=bound_ms,
-            latency_percentile=99,
+            **search,
+            peak_step=step,
             within_bound=peak is not None and rate <= peak,
             is_peak=rate == peak,
-            peak_rate=peak,
             **fields,
         )
-        for rate in rates
+        for step, rate in enumerate(rates, start=1)
     ]
 
 
@@ -619,7 +621,9 @@ def test_peak_searches_compare_their_peak_rates() -> None:
     old = searched([100.0, 200.0, 400.0, 800.0, 600.0], peak=400.0)
     new = searched([100.0, 200.0, 400.0, 800.0, 600.0], peak=600.0)
     comparison = compare_reports(old, new)
-    assert len(comparison.rows) == 5  # the steps pair by rate like any sweep
+    # the steps pair by rate like any sweep, the closed-loop probes with each other
+    assert [r.label for r in comparison.rows][:2] == ["b1 n1 w1", "b1 n1 w1 @ 100/s"]
+    assert len(comparison.rows) == 6
     (peak,) = comparison.peaks
     assert peak.label == "b1 n1 w1"
     assert peak.old is not None and peak.new is not None
@@ -636,13 +640,14 @@ def test_peak_searches_compare_their_peak_rates() -> None:
         "bound_ms": 20.0,
         "percentile": 99.0,
         "requests_per_dollar": None,
+        "stopped": None,
     }
     assert data["peaks"][0]["change_pct"] == pytest.approx(50.0)
 
 
 def test_a_peak_search_reads_its_peak_from_the_marked_report() -> None:
     old = searched([100.0, 400.0], peak=None)
-    old[0] |= {"is_peak": True, "peak_rate": None}  # peak_rate missing: the report's own rate
+    old[1] |= {"is_peak": True, "peak_rate": None}  # peak_rate missing: the report's own rate
     new = searched([100.0, 400.0], peak=None)
     for step in new:
         del step["is_peak"]  # no step marked: the search's peak_rate where the steps carry it
@@ -670,6 +675,26 @@ def test_peaks_say_when_none_met_the_bound_the_bounds_differ_or_one_run_did_not_
     sweeps = compare_reports([at(100.0)], [at(100.0)])  # plain sweeps: no peaks
     assert sweeps.peaks == ()
     assert "largest rate" not in format_comparison(sweeps)
+    # a sweep given a bound but no search holds the bound, not a peak
+    bound = {"latency_bound_ms": 20.0, "latency_percentile": 99, "within_bound": True}
+    assert compare_reports([at(100.0, **bound)], [at(100.0, **bound)]).peaks == ()
+
+
+def test_a_search_step_run_again_is_compared_by_its_rerun() -> None:
+    old = searched([100.0, 200.0], peak=200.0)
+    rerun = at(200.0, **{k: old[2][k] for k in old[2] if k.startswith(("latency_", "peak_"))})
+    old.append(rerun | {"latency_ms_p50": 30.0})  # the step at 200/s was invalid: run again
+    new = searched([100.0, 200.0], peak=200.0)
+    (row,) = [r for r in compare_reports(old, new).rows if r.label == "b1 n1 w1 @ 200/s"]
+    assert row.change("latency_ms_p50").old == 30.0  # type: ignore[union-attr]
+    with pytest.raises(CompareError, match=r"holds config 'b1 n1 w1 @ 200/s' .* twice"):
+        compare_reports([at(200.0), at(200.0)], new)  # outside a search: a duplicate
+
+
+def test_a_search_that_stopped_early_says_so() -> None:
+    new = searched([100.0], peak=100.0, peak_stopped="step 2 was invalid twice")
+    (peak,) = compare_reports(searched([100.0], peak=100.0), new).peaks
+    assert peak.describe().endswith("; the new search stopped early: step 2 was invalid twice")
 
 
 def test_peaks_show_requests_per_dollar_when_both_runs_priced_them() -> None:

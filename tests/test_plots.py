@@ -339,11 +339,12 @@ def at(rate: float, **fields: Any) -> dict[str, Any]:
 def rate_sweep() -> list[dict[str, Any]]:
     """Two configs, each at three rates (given out of order); b8 peaks at 400/s under a
     30 ms p99 bound."""
-    search = {"latency_bound_ms": 30.0, "latency_percentile": 99}
+    search = {"latency_bound_ms": 30.0, "latency_percentile": 99, "peak_rate": 400.0}
     return [
-        at(800.0, **search, within_bound=False, is_peak=False),
-        at(100.0, **search, within_bound=True, is_peak=False),
-        at(400.0, **search, within_bound=True, is_peak=True, peak_rate=400.0),
+        report(**search, peak_step=0, is_peak=False),  # the closed-loop probe: not drawn
+        at(800.0, **search, peak_step=1, within_bound=False, is_peak=False),
+        at(100.0, **search, peak_step=2, within_bound=True, is_peak=False),
+        at(400.0, **search, peak_step=3, within_bound=True, is_peak=True),
         *(at(rate, batch_size=1, offered_rate=rate) for rate in (100.0, 400.0, 800.0)),
     ]
 
@@ -376,6 +377,17 @@ def test_a_rate_sweep_draws_latency_percentiles_against_the_offered_rate(matplot
         "b8 n2 w4", "b1 n2 w4", "p50", "p90", "p99", "bound: p99 <= 30 ms",
         "peak within the bound",
     ]  # fmt: skip
+
+
+def test_a_search_step_run_again_is_drawn_by_its_rerun(matplotlib: Any) -> None:
+    reports = rate_sweep()
+    reports.insert(1, at(800.0, peak_step=1, latency_ms_p99=999.0))  # invalid, then run again
+    b8, _ = lines_of(figure_of(reports).axes[0], "-")
+    assert list(b8.get_xdata()) == [98.0, 392.0, 784.0]
+    assert b8.get_ydata()[-1] == at(800.0)["latency_ms_p99"]  # the rerun's
+    plain = [at(800.0, latency_ms_p99=999.0), at(800.0)]  # outside a search: both drawn
+    (p99,) = lines_of(figure_of(plain).axes[0], "-")
+    assert sorted(p99.get_ydata()) == [at(800.0)["latency_ms_p99"], 999.0]
 
 
 def test_the_offered_rate_falls_back_to_the_rate_asked_for(matplotlib: Any) -> None:
