@@ -62,6 +62,7 @@ __all__ = [
     "PERCENTILE_METHOD",
     "REPORT_FIELDS",
     "SUMMARY_COLS",
+    "SUMMARY_OPEN_LOOP_COLS",
     "Report",
     "ReportError",
     "TimerPair",
@@ -178,6 +179,9 @@ SUMMARY_COLS: tuple[str, ...] = (
     "batch_size",
     "model_filename",
 )
+# The default table of an open loop shows these after the latencies: the rate asked for, the
+# rate served, and the requests still queued at the end (a config that fell behind).
+SUMMARY_OPEN_LOOP_COLS: tuple[str, ...] = ("arrival_rate", "achieved_rate", "late_at_end")
 
 _CONFIG_FIELDS = (*_V1_CONFIG_FIELDS, *_MORE_CONFIG_FIELDS)
 _COPY_PHASES = ("load", "warmup", "env_setup", "setup")  # "{name}_ns" in each copy
@@ -553,7 +557,8 @@ def print_reports(
     values go last either way.
 
     ``sort_by`` is any report field (None keeps the given order); it is shown as
-    the last column when not among ``cols``. Floats show 3 decimals (1 from 1000 up),
+    the last column when not among ``cols``. The default ``cols`` of open-loop reports
+    add ``SUMMARY_OPEN_LOOP_COLS`` after the latencies. Floats show 3 decimals (1 from 1000 up),
     None "N/A"; ``model_filename`` shows the file's name, not its folder.
     """
     from neuronperf_core.tables import Column, print_table
@@ -564,6 +569,11 @@ def print_reports(
         print("No reports were found. Did benchmarking succeed?", file=out)
         return
     shown = _check_fields(rows, cols, "column")
+    if shown[: len(SUMMARY_COLS)] == list(SUMMARY_COLS) and any(  # the default table ...
+        r.get("arrival_rate") is not None for r in rows
+    ):  # ... of an open loop
+        at = SUMMARY_COLS.index("latency_ms_p99") + 1
+        shown[at:at] = [c for c in SUMMARY_OPEN_LOOP_COLS if c not in shown]
     if sort_by is not None:
         _check_fields(rows, [sort_by], "sort_by field")
         descending = higher_is_better(sort_by) if reverse is None else reverse
