@@ -8,11 +8,12 @@ its statuses, without ratios.
 
 Open loop (reports with an ``arrival_rate``): each rate of a sweep is its own row, and the
 achieved rate (``OPEN_LOOP_METRICS``) is compared beside throughput and latency. Where a
-run holds a peak search (its reports' ``latency_bound_ms``; the peak's report has
-``is_peak``), ``Comparison.peaks`` holds each config's peak rate in both runs and its
-change. A closed-loop run and an open-loop one measure different things (throughput at
-saturation against latency at a set rate): comparing them is an error that says so,
-rather than a table of unmatched configs.
+run holds a peak search (reports with ``peak_step``: its closed-loop probe, which pairs with
+the other run's, then its steps; the peak's report has ``is_peak``), ``Comparison.peaks``
+holds each config's peak rate in both runs and its change; a step the search ran again (it
+was invalid) is compared by its rerun. A closed-loop run and an open-loop one measure
+different things (throughput at saturation against latency at a set rate): comparing them
+is an error that says so, rather than a table of unmatched configs.
 
 For each config finished in both runs, each metric of ``METRICS`` that both
 reports hold gets the ratio new / old, the change in percent with its 95 % interval,

@@ -561,8 +561,12 @@ def _draw_rate_latency(axes: Axes, series: Sequence[_Series]) -> None:
         handles.append(_peak_handle())
     if _log_scale_fits(shown):
         axes.set_yscale("log")
+    else:
+        axes.set_ylim(bottom=0)  # a linear latency axis from 0: the rise reads at its size
     if rates and _log_scale_fits(rates):
         axes.set_xscale("log")
+    else:
+        axes.set_xlim(left=0)
     axes.set_xlabel("offered rate (requests per second)")
     axes.set_ylabel("latency (ms), from each request's arrival")
     axes.set_title("Latency against offered rate, per config")

@@ -365,6 +365,7 @@ def test_a_rate_sweep_draws_latency_percentiles_against_the_offered_rate(matplot
     latency_axes = figure_of(rate_sweep()).axes[0]
     assert latency_axes.get_xlabel() == "offered rate (requests per second)"
     assert latency_axes.get_ylabel() == "latency (ms), from each request's arrival"
+    assert latency_axes.get_xlim()[0] == latency_axes.get_ylim()[0] == 0  # linear, from 0
     for p, style in ((50, ":"), (90, "--"), (99, "-")):
         # one line per config, in order of rate, at the offered rate (not the one asked for)
         b8, b1 = lines_of(latency_axes, style)
