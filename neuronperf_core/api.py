@@ -21,6 +21,7 @@ from typing import Any
 
 from neuronperf_core import files
 from neuronperf_core.backend import Backend, CompileSpec, RunPlan
+from neuronperf_core.benchmarking import peak
 from neuronperf_core.benchmarking import plan as planning
 from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 from neuronperf_core.errors import NeuronPerfError
@@ -156,7 +157,9 @@ def benchmark(backend: Backend, target: Any, inputs: Any, **kwargs: Any) -> Repo
     ``{model_name}.results-YYYYmmdd-HHMMSS.json`` in ``results_dir``.
     """
     options = BenchmarkOptions.from_kwargs(kwargs)
-    planning.arrivals_of(options, evaluating=bool(options.eval_metrics))  # before any work
+    peak.check(options, evaluating=bool(options.eval_metrics))  # before any work
+    planned = peak.planned(options)  # a peak search: one job per config, its steps its own
+    planning.arrivals_of(planned, evaluating=bool(options.eval_metrics))
     if options.eval_metrics:
         return _evaluate(backend, target, inputs, options)
     if options.dataset_loader_fn is not None:
@@ -173,7 +176,7 @@ def benchmark(backend: Backend, target: Any, inputs: Any, **kwargs: Any) -> Repo
         what = f"the input for batch size {config['batch_size']}"
         backend.check_input(config, model_input, what)
         planning.warn_batch_mismatch(backend, config, model_input, what, options.verbosity)
-    jobs = planning.jobs(selection, matched, n_list, run, options)
+    jobs = planning.jobs(selection, matched, n_list, run, planned)
     return _run(jobs, run, selection.model_name, options, evaluating=False)
 
 
@@ -204,6 +207,7 @@ def _evaluate(backend: Backend, target: Any, dataset: Any, options: BenchmarkOpt
     from neuronperf_core.metrics.specs import resolve_metrics
 
     planning.check_dataset(dataset)
+    peak.check(options, evaluating=True)
     metrics = resolve_metrics(options.eval_metrics or [])
     selection = planning.select(backend, target, options)
     run = _plan_run(backend, target, selection, options)

@@ -170,6 +170,43 @@ def _arrivals(name: str, value: Any) -> str:
     return value  # a file is read (and checked) when the run is planned
 
 
+SLO_PERCENTILES = (50, 90, 95, 99)  # the reports' latency_ms_p{p} a bound may hold
+
+
+def _bound(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise OptionError(
+            f"{name} must be milliseconds above 0 (or None), got {value!r}; e.g. {name}=20."
+        )
+    return float(value)
+
+
+def _slo_percentile(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value not in SLO_PERCENTILES
+    ):
+        raise OptionError(
+            f"{name} must be one of {', '.join(map(str, SLO_PERCENTILES))} (the latency "
+            f"percentiles every report holds), got {value!r}."
+        )
+    return float(value)
+
+
+def _optional_bool(name: str, value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise OptionError(f"{name} must be True, False or None, got {value!r}.")
+    return value
+
+
 def _verbosity(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
         raise OptionError(
@@ -459,6 +496,23 @@ class BenchmarkOptions:
         _optional_number,
         flag="--config-timeout",
     )
+    latency_bound_ms: float | None = option(
+        None, "a latency bound in ms (an SLO) for latency_percentile: the bound of the peak "
+        "search (find_peak); without a search, each report says whether it kept within it "
+        "(within_bound)",
+        _bound, flag="--slo-ms", commands=BENCHMARK,
+    )  # fmt: skip
+    latency_percentile: float = option(
+        99.0, "the latency percentile held to latency_bound_ms: 50, 90, 95 or 99",
+        _slo_percentile, flag="--slo-percentile", commands=BENCHMARK,
+    )  # fmt: skip
+    find_peak: bool | None = option(
+        None, "search for the largest arrival rate within latency_bound_ms (bracket, then "
+        "bisect; each step an open loop of duration seconds). In Python the search runs "
+        "whenever latency_bound_ms is given, unless find_peak is False; on the command line "
+        "only with --find-peak",
+        _optional_bool, flag="--find-peak", commands=BENCHMARK,
+    )  # fmt: skip
 
     @classmethod
     def from_kwargs(

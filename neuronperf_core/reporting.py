@@ -147,6 +147,18 @@ OPEN_LOOP_FIELDS = (
     "arrival_lag_us_p99",
     "queued_ms_avg",  # mean time a request waited for a free worker, the lag included
 )
+# A peak search's steps (benchmarking.peak; None outside one). The bound and within_bound are
+# also set on every report of a run given latency_bound_ms and find_peak=False.
+PEAK_FIELDS = (
+    "latency_bound_ms",  # the bound, in ms
+    "latency_percentile",  # the percentile held to it (99: latency_ms_p99)
+    "within_bound",  # the report is valid, kept up, and its percentile is within the bound
+    "peak_step",  # the step's number in its search: 0 the closed-loop probe, then 1, 2, ...
+    "peak_rate",  # the search's peak: the highest rate that met the bound (None: none did)
+    "is_peak",  # True on the step that found the peak
+    "peak_stopped",  # why the search ended before its bracket closed (None: it closed)
+    "requests_per_dollar",  # on the peak's report, with cost_per_hour: peak_rate * 3600 / it
+)
 LAG_WARN_SHARE = 0.05  # a generator lag p99 above this share of latency p99 is warned about
 
 REPORT_FIELDS: tuple[str, ...] = (
@@ -162,6 +174,7 @@ REPORT_FIELDS: tuple[str, ...] = (
     "intra_op_threads",
     *stats.LOAD_FIELDS,
     *OPEN_LOOP_FIELDS,
+    *PEAK_FIELDS,
     "valid",
     "invalid_reasons",
     "warnings",

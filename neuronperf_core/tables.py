@@ -18,11 +18,11 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
-__all__ = ["GAP", "Column", "print_table", "render", "terminal_width"]
+__all__ = ["GAP", "Column", "print_peak_search", "print_table", "render", "terminal_width"]
 
 GAP = 2  # spaces between columns
 TEXT_MIN = 12  # a word longer than this may be folded, down to this width
@@ -214,3 +214,55 @@ class _LineCounts:
         header = max(c[0] for c in counts)
         rows: list[tuple[int, ...]] = list(zip(*(c[1] for c in counts), strict=True))
         return header + sum(max(row) for row in rows)
+
+
+def print_peak_search(reports: Sequence[Mapping[str, Any]], file: TextIO | None = None) -> None:
+    """The steps of one peak search (``benchmarking.peak``) as a table, then its peak line:
+    each step's rate, the offered and achieved rates, the requests still queued at the end,
+    the percentile held to the bound, whether the step kept within it, whether it was valid,
+    and how long it ran."""
+    import sys
+
+    from neuronperf_core.benchmarking.peak import peak_line
+
+    out = file if file is not None else sys.stdout
+    name = f"p{reports[0]['latency_percentile']:g}"
+
+    def number(value: Any, digits: int) -> str:
+        return "N/A" if value is None else f"{value:.{digits}f}"
+
+    def yes(value: Any) -> str:
+        return "N/A" if value is None else "yes" if value else "no"
+
+    columns = [
+        Column("step", numeric=True),
+        Column("rate/s", numeric=True),
+        Column("offered/s", numeric=True),
+        Column("achieved/s", numeric=True),
+        Column("late", numeric=True),
+        Column(f"{name} ms", numeric=True),
+        Column("within bound"),
+        Column("valid"),
+        Column("s", numeric=True),
+        Column("peak"),
+    ]
+    rows = []
+    for r in reports:
+        probe = r["peak_step"] == 0
+        rows.append(
+            [
+                str(r["peak_step"]),
+                "probe" if probe else number(r.get("arrival_rate"), 1),
+                number(r.get("offered_rate"), 1),
+                number(r.get("achieved_rate"), 1),
+                "N/A" if r.get("late_at_end") is None else str(r["late_at_end"]),
+                number(r.get(f"latency_ms_{name}"), 3),
+                yes(r.get("within_bound")),
+                yes(r.get("valid")),
+                number(r.get("total_s"), 1),
+                "<- peak" if r.get("is_peak") else "",
+            ]
+        )
+    print_table(columns, rows, file=out)
+    out.write(peak_line(reports) + "\n")
+    out.flush()

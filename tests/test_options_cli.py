@@ -128,6 +128,7 @@ SAMPLES = {
     flags.INTEGER: ("-1", -1),
     flags.WHOLE: ("0", 0),
     flags.RATES: ("5,10.5", [5.0, 10.5]),
+    flags.PERCENTILE: ("95", 95.0),
     click.STRING: ("x", "x"),
 }
 

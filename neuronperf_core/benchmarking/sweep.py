@@ -10,12 +10,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from neuronperf_core.benchmarking.progress import Progress
+from neuronperf_core.benchmarking import peak
+from neuronperf_core.benchmarking.progress import Progress, say
 from neuronperf_core.benchmarking.results import RawResult
 from neuronperf_core.benchmarking.runners import STOP_REQUESTED, Runner, ThreadsRunner
 from neuronperf_core.benchmarking.stats import LoadMeter, run_info
 from neuronperf_core.benchmarking.worker import Job
 from neuronperf_core.options import BenchmarkOptions
+from neuronperf_core.report_fields import config_label
 from neuronperf_core.reporting import ReportError, get_reports, timer_pairs, write_json
 
 logger = logging.getLogger("neuronperf.benchmark")
@@ -42,45 +44,136 @@ def run_sweep(
     ``(config, results)`` pairs: ``reporting.timer_pairs``). The results file is rewritten
     after each config, so a crash later loses nothing measured, and a write that fails
     loses nothing either (``_ResultsFile``). A stop request (``StopOnSignals``: Ctrl-C,
-    SIGTERM) ends the running config and returns what finished."""
+    SIGTERM) ends the running config and returns what finished.
+
+    A peak search (``benchmarking.peak``) runs each job as a search: its steps are configs
+    like any other, each written as it finishes."""
+    searching = not evaluating and peak.searching(options)
+    per_job = peak.MAX_STEPS + 1 if searching else 1  # at most: a search may end sooner
     progress = Progress(
-        len(jobs), options.duration, options.verbosity, evaluating=evaluating, results=results_path
+        len(jobs) * per_job,
+        options.duration,
+        options.verbosity,
+        evaluating=evaluating,
+        results=results_path,
     )
-    results: list[RawResult] = []
-    reports: list[dict[str, Any]] = []
-    results_file = _ResultsFile(results_path)
-    run = run_info(_call(options, evaluating))
-    stopped = False
+    sweep = _Sweep(runner, options, progress, results_path, evaluating)
     try:
         for job in jobs:
-            if STOP_REQUESTED.is_set():  # Ctrl-C between configs
-                stopped = True
-                break
-            job = progress.count_records(job, in_this_process=isinstance(runner, ThreadsRunner))
-            progress.start_config(job.config, job)
-            load = LoadMeter()
-            try:
-                raw = runner.run(job, options.stats_interval)
-            finally:
-                progress.end_config()
-            results.append({**raw, "load": load.stop(), "run": run})
-            reports = get_reports(results, cost_per_hour=options.cost_per_hour)
-            results_file.write(reports)
-            _check_quality(reports[-1], options.verbosity, evaluating)
-            if raw["status"] == "interrupted":  # a plugin's runner that caught Ctrl-C itself
-                stopped = True
+            if searching:
+                sweep.search(job)
+            else:
+                sweep.measure(job)
+            if sweep.stopped:
                 break
     except KeyboardInterrupt:  # a second Ctrl-C: no waiting for the running config
-        stopped = True
-        if results:  # it may have come while the last config was reported or written
-            reports = get_reports(results, cost_per_hour=options.cost_per_hour)
-            results_file.write(reports)
+        sweep.stopped = True
+        if sweep.results:  # it may have come while the last config was reported or written
+            sweep.refresh()
     finally:
         progress.done()
-    if stopped or STOP_REQUESTED.is_set():
-        logger.warning(INTERRUPTED, len(results))
-    results_file.close(len(results))
-    return timer_pairs(results) if options.return_timers else reports
+    if sweep.stopped or STOP_REQUESTED.is_set():
+        logger.warning(INTERRUPTED, len(sweep.results))
+    sweep.results_file.close(len(sweep.results))
+    return timer_pairs(sweep.results) if options.return_timers else sweep.reports
+
+
+class _Sweep:
+    """The configs run so far, their reports and the results file, one config at a time."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        options: BenchmarkOptions,
+        progress: Progress,
+        results_path: Path | None,
+        evaluating: bool,
+    ) -> None:
+        self.runner, self.options, self.progress = runner, options, progress
+        self.evaluating = evaluating
+        self.results: list[RawResult] = []
+        self.reports: list[dict[str, Any]] = []
+        self.results_file = _ResultsFile(results_path)
+        self.run = run_info(_call(options, evaluating))
+        self.stopped = False
+        # a bound without a search: every report says whether it kept within it
+        searching = evaluating or peak.searching(options)
+        self.bound = None if searching else peak.bound_of(options)
+
+    def measure(self, job: Job) -> dict[str, Any] | None:
+        """Run ``job``; its report, written with all before it (None: the sweep was told to
+        stop before it started)."""
+        if STOP_REQUESTED.is_set():  # Ctrl-C between configs
+            self.stopped = True
+            return None
+        runner = self.runner
+        job = self.progress.count_records(job, in_this_process=isinstance(runner, ThreadsRunner))
+        self.progress.start_config(job.config, job)
+        load = LoadMeter()
+        try:
+            raw = runner.run(job, self.options.stats_interval)
+        finally:
+            self.progress.end_config()
+        self.results.append({**raw, "load": load.stop(), "run": self.run})
+        self.reports = get_reports(self.results, cost_per_hour=self.options.cost_per_hour)
+        if self.bound is not None:
+            self.annotate(-1, peak.bound_fields(self.reports[-1], self.bound))
+        self.results_file.write(self.reports)
+        _check_quality(self.reports[-1], self.options.verbosity, self.evaluating)
+        if raw["status"] == "interrupted":  # a plugin's runner that caught Ctrl-C itself
+            self.stopped = True
+        return self.reports[-1]
+
+    def search(self, job: Job) -> peak.Peak:
+        """Search for the peak rate of ``job``'s config (``benchmarking.peak``): each step a
+        config of its own, its report marked as soon as it is judged, and every step's
+        marked with the peak once the search ends."""
+        options, bound = self.options, peak.bound_of(self.options)
+        assert bound is not None  # checked before the run: a search has a bound
+        label = config_label(job.config.to_dict())
+        indices: list[int] = []  # the result of each step
+
+        def measure(rate: float | None, scale: float) -> dict[str, Any] | None:
+            report = self.measure(peak.step_job(job, rate, scale))
+            if report is not None:
+                indices.append(len(self.results) - 1)
+            return report
+
+        def on_step(step: peak.Step) -> None:
+            self.annotate(indices[-1], peak.step_fields(step, bound))
+            self.results_file.write(self.reports)
+            say(peak.step_line(step, bound, label), options.verbosity)
+
+        start = options.arrival_rate[0] if options.arrival_rate else None
+        found = peak.search(
+            measure,
+            bound,
+            start=start,
+            tolerance=peak.TOLERANCE,
+            max_steps=peak.MAX_STEPS,
+            on_step=on_step,
+        )
+        for step, index in zip(found.steps, indices, strict=True):
+            self.annotate(index, peak.result_fields(found, step, options.cost_per_hour))
+        if found.steps:
+            self.results_file.write(self.reports)
+        self.progress.total -= peak.MAX_STEPS + 1 - len(found.steps)  # what it did not need
+        if found.steps and options.verbosity >= 1:
+            say(peak.peak_line([self.reports[i] for i in indices]), options.verbosity)
+        return found
+
+    def annotate(self, index: int, fields: dict[str, Any]) -> None:
+        """Add report fields to a result: to its config's extra fields (so the reports made
+        of the results again, by ``get_reports`` or after the next config, keep them) and to
+        its report. Not written: the caller writes."""
+        extra = self.results[index]["config"].setdefault("extra", {})
+        extra.update(fields)
+        self.reports[index].update(fields)
+
+    def refresh(self) -> None:
+        """The reports made afresh from every result, and written."""
+        self.reports = get_reports(self.results, cost_per_hour=self.options.cost_per_hour)
+        self.results_file.write(self.reports)
 
 
 class _ResultsFile:

@@ -337,6 +337,8 @@ def benchmark(
     recorded = functools.partial(_recorded_inputs, path, backend, sizes, options)
     inputs = _inputs(shapes, dtypes, inputs_file, backend, sizes, recorded)
     options["batch_sizes"] = sizes
+    if "latency_bound_ms" in options:  # --slo-ms alone marks within_bound; --find-peak searches
+        options.setdefault("find_peak", False)
     with _results_file(options, name) as results:
         reports = api.benchmark(backend, str(path), inputs, results_file=results, **options)
     return _finish(reports, results, list(SUMMARY_COLS), "throughput_peak", as_json)
@@ -394,7 +396,16 @@ def _finish(
         if failed:  # a failed config has no metric fields: show what it has, and its error
             present = {key for report in reports for key in report}
             cols = [c for c in cols if c in present] + ["status"]
-        print_reports(reports, cols=cols, sort_by=sort_by)
+        from neuronperf_core.benchmarking.peak import searches as peak_searches
+
+        searches = peak_searches(reports)
+        if searches:  # a peak search: its steps, in the order they ran, and the peak
+            from neuronperf_core.tables import print_peak_search
+
+            for steps in searches:
+                print_peak_search(steps)
+        else:
+            print_reports(reports, cols=cols, sort_by=sort_by)
         print()
         print_files(files)
     for error in dict.fromkeys(str(r["error"]) for r in reports if r.get("error")):

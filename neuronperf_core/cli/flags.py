@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from neuronperf_core.cli import messages, sources
-from neuronperf_core.options import RAY_PLACEMENTS, TRANSFERS, BenchmarkOptions, CompileOptions
+from neuronperf_core.options import (
+    RAY_PLACEMENTS,
+    SLO_PERCENTILES,
+    TRANSFERS,
+    BenchmarkOptions,
+    CompileOptions,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,8 +94,17 @@ def _rates(text: str) -> list[float]:
     return values
 
 
+def _percentile(text: str) -> float:
+    value = _number(text)
+    if value not in SLO_PERCENTILES:
+        choices = ", ".join(map(str, SLO_PERCENTILES))
+        raise ValueError(f"expected one of {choices} (a latency percentile), got {text!r}")
+    return value
+
+
 INTS = _Parsed("integers", sources.positive_int_list)
 RATES = _Parsed("rates", _rates)
+PERCENTILE = _Parsed("percentile", _percentile)
 NAMES = _Parsed("names", sources.name_list)
 NUMBER = _Parsed("number", _number)
 COUNT = _Parsed("count", _count)
@@ -123,6 +138,9 @@ FLAG_TYPES: Mapping[str, tuple[ParamType, str]] = {
     "arrival_rate": (RATES, "R,..."),
     "arrivals": (click.STRING, "poisson|constant|FILE"),
     "arrival_seed": (WHOLE, "N"),
+    "latency_bound_ms": (NUMBER, "MS"),
+    "latency_percentile": (PERCENTILE, "P"),
+    "find_peak": (SWITCH, ""),
     "models_dir": (click.STRING, "DIR"),
     "results_dir": (click.STRING, "DIR"),
     "results_file": (click.STRING, "FILE"),
