@@ -147,6 +147,18 @@ def test_a_step_invalid_twice_stops_the_search_and_says_why() -> None:
     assert found.rate == 200 and found.missed is None  # the best it showed, said to be early
 
 
+def test_a_search_stopped_by_unstable_steps_suggests_a_wider_tolerance() -> None:
+    def unstable(rate: float | None, scale: float) -> dict[str, Any] | None:
+        reasons = ["not stable: last 3 of 10 windows within 2% (throughput) and 40% (p50)"]
+        return {**report(rate, 2.0), "valid": False, "invalid_reasons": reasons,
+                "stability_pct": 10.0}  # fmt: skip
+
+    found = search(unstable, BOUND, start=100)
+    assert found.stopped is not None and found.stopped.endswith(
+        "a wider tolerance (stability_pct=20, say) lets steps be judged"
+    )
+
+
 def test_a_step_invalid_twice_above_the_bound_misses() -> None:
     fake = Fake()
 

@@ -203,20 +203,22 @@ def search(
             step = run(rate, RERUN_SCALE)
             if step is not None and step.outcome == INVALID:
                 hint = ""
-                if "not stable" in step.why:
+                tolerance_pct = float(step.report.get("stability_pct") or 10)
+                if "not stable" in step.why and tolerance_pct < 50:
+                    wider = min(2 * tolerance_pct, 50)
                     hint = (
                         ". Where the model's latency varies this much from window to window, "
-                        "a wider tolerance (stability_pct=25, say) lets steps be judged"
+                        f"a wider tolerance (stability_pct={wider:g}, say) lets steps be judged"
                     )
                 return _stop(
                     peak,
-                    f"the step at {rate:.4g}/s was {step.why}; again when run for "
+                    f"the step at {per_s(rate)}/s was {step.why}; again when run for "
                     f"{RERUN_SCALE:g}x the duration{hint}",
                 )
         if step is None:
             return _stop(peak, INTERRUPTED)
         if step.outcome == FAILED:
-            return _stop(peak, f"the step at {rate:.4g}/s {step.why}")
+            return _stop(peak, f"the step at {per_s(rate)}/s {step.why}")
         if step.met:
             peak.rate = rate if peak.rate is None else max(peak.rate, rate)
         else:
@@ -231,6 +233,11 @@ def search(
             rate = (peak.rate + peak.missed) / 2
 
 
+def per_s(rate: float) -> str:
+    """A rate as people read it: 8,455 (no exponent) from 1000 up, else 4 digits (12.5)."""
+    return f"{rate:,.0f}" if rate >= 1000 else f"{rate:.4g}"
+
+
 def _stop(peak: Peak, why: str) -> Peak:
     peak.stopped = why
     return peak
@@ -239,8 +246,10 @@ def _stop(peak: Peak, why: str) -> Peak:
 def _cap(peak: Peak, max_steps: int, tolerance: float) -> str:
     where = "no rate met the bound"
     if peak.rate is not None:
-        above = "no rate above it missed" if peak.missed is None else f"{peak.missed:.4g}/s missed"
-        where = f"{peak.rate:.4g}/s met the bound and {above}"
+        above = "no rate above it missed"
+        if peak.missed is not None:
+            above = f"{per_s(peak.missed)}/s missed"
+        where = f"{per_s(peak.rate)}/s met the bound and {above}"
     return (
         f"the step cap ({max_steps}) was reached before the bracket closed to "
         f"{tolerance:.0%}: {where}"
@@ -380,12 +389,12 @@ def step_line(step: Step, bound: Bound, label: str) -> str:
         if served is None:
             return f"peak search ({label}), closed-loop probe: {step.why}"
         return (
-            f"peak search ({label}), closed-loop probe: the copies served {served:.4g} calls/s "
-            f"flat out; the search starts at {START_SHARE * served:.4g}/s"
+            f"peak search ({label}), closed-loop probe: the copies served {per_s(served)} calls/s "
+            f"flat out; the search starts at {per_s(START_SHARE * served)}/s"
         )
     verdict = {MET: "within the bound", MISSED: "missed", INVALID: "invalid", FAILED: "failed"}
     again = f", again for {RERUN_SCALE:g}x the duration" if step.rerun else ""
-    text = f"peak search ({label}), step {step.number} at {step.rate:.4g}/s{again}: "
+    text = f"peak search ({label}), step {step.number} at {per_s(step.rate)}/s{again}: "
     if step.outcome == INVALID:
         return text + step.why
     return text + f"{verdict[step.outcome]}: {step.why}"
@@ -405,7 +414,7 @@ def peak_line(reports: Sequence[Report]) -> str:
     else:
         value = top[f"latency_ms_{name}"]
         text = (
-            f"peak ({label}): {top['peak_rate']:.4g} requests/s, {name} {value:.4g} ms "
+            f"peak ({label}): {per_s(top['peak_rate'])} requests/s, {name} {value:.4g} ms "
             f"(bound {first['latency_bound_ms']:g} ms)"
         )
         if top.get("requests_per_dollar") is not None:
