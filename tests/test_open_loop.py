@@ -17,7 +17,7 @@ import neuronperf as npf
 from neuronperf_core.benchmarking import arrivals
 from neuronperf_core.benchmarking.arrivals import ArrivalsError, Schedule, read_trace
 from neuronperf_core.benchmarking.config import BenchmarkConfig
-from neuronperf_core.benchmarking.runners import _late, raw_result
+from neuronperf_core.benchmarking.runners import close_open_loop, raw_result
 from neuronperf_core.benchmarking.worker import (
     OPEN_LOOP_COLUMNS,
     Job,
@@ -184,7 +184,9 @@ def test_a_slow_model_queues_the_arrivals_and_latency_counts_from_their_due_time
     # arrived, so 33 were left queued
     assert count == 67
     worker = WorkerResult(0, 0, count, int(end[-1]), 1, stamps, [])
-    assert _late(schedule, [worker], Stop(1 * S), 0) == 33
+    close_open_loop(schedule, [worker], 0, 1 * S)
+    assert worker.late == 33
+    assert worker.open_window_ns == (0, 1 * S)  # the schedule's window, start to deadline
 
 
 def test_a_closed_loop_hides_what_an_open_loop_shows() -> None:
@@ -316,6 +318,21 @@ def test_reports_carry_the_offered_and_achieved_rates_and_what_was_left() -> Non
     assert report["arrival_lag_us_p99"] is None  # the worker never waited for an arrival
     assert report["queued_ms_avg"] == pytest.approx(5 * (count - 1) / 2)
     assert report["arrival_rate"] == 100.0 and report["arrivals"] == "constant"
+
+
+def test_the_window_of_an_open_loop_is_its_schedules_start_to_deadline() -> None:
+    """Not its first arrival to its last end: a copy whose first arrival comes 10 ms in and
+    whose last request ended 5 ms before the deadline still ran for the whole duration."""
+    schedule = Schedule("constant", 100.0, 2, 1)  # the second of 2 copies: 10, 30, ... ms
+    count, stamps = run_open_loop(schedule, 5, 1 * S)
+    worker = WorkerResult(0, 0, count, int(stamps[-1, 3]), 1, stamps, [])
+    close_open_loop(schedule, [worker], 0, 1 * S)
+    (report,) = get_reports([raw_result(Job(config(), lambda *a, **k: None, None), "finished",
+                                        workers=[worker])])  # fmt: skip
+    assert stamps[0, 0] == 10 * MS and stamps[-1, 3] == 995 * MS
+    assert report["total_s"] == 1.0
+    assert report["late_at_end"] == 0
+    assert report["offered_rate"] == report["achieved_rate"] == 50.0
 
 
 def test_a_generator_that_lags_is_warned_about() -> None:

@@ -234,8 +234,24 @@ def run_workers(
             raise result
     workers = [r for r in results if isinstance(r, WorkerResult)]
     if schedule is not None and workers:
-        workers[0].late = _late(schedule, workers, stop, start_ns)
+        first = copy.copy_id * per_copy
+        # a stop request, until_stable or max_infers ended it before the deadline
+        cut = stop.at[0] == 0 or any(w.count >= limits[first + w.worker_id] for w in workers)
+        close_open_loop(schedule, workers, start_ns, None if cut else stop.at[0])
     return workers
+
+
+def close_open_loop(
+    schedule: arrivals.Schedule, workers: list[WorkerResult], start_ns: int, deadline: int | None
+) -> None:
+    """Record a copy's open-loop window on its worker 0: from the shared start to the
+    ``deadline``, or to its last end when something ended it sooner (None); and ``late``,
+    the arrivals due in that window that no worker started (left queued)."""
+    ended = max((w.last_end_ns for w in workers if w.count), default=start_ns)
+    window = (start_ns, ended if deadline is None else deadline)
+    started = sum(w.count for w in workers)
+    workers[0].open_window_ns = window
+    workers[0].late = max(0, schedule.due_before(window[1] - start_ns) - started)
 
 
 def copy_schedule(job: Job, copy_id: int) -> arrivals.Schedule | None:
@@ -251,17 +267,6 @@ def copy_schedule(job: Job, copy_id: int) -> arrivals.Schedule | None:
         config.arrival_seed,
         job.trace_ns,
     )
-
-
-def _late(
-    schedule: arrivals.Schedule, workers: list[WorkerResult], stop: Stop, start_ns: int
-) -> int:
-    """The arrivals due in the copy's window that no worker started: still queued when the
-    window closed (or when max_infers or a stop request ended it)."""
-    ended = max((w.last_end_ns for w in workers if w.count), default=start_ns)
-    window_end = ended if stop.at[0] == 0 else min(stop.at[0], ended)
-    due = schedule.due_before(window_end - start_ns)
-    return max(0, due - sum(w.count for w in workers))
 
 
 def raw_result(
@@ -281,6 +286,9 @@ def raw_result(
         if timed
         else None
     )
+    opened = [w.open_window_ns for w in workers if w.open_window_ns is not None]
+    if window is not None and opened:  # an open loop's window is its schedule's
+        window = [min(o[0] for o in opened), max(window[1], *(o[1] for o in opened))]
     metrics: dict[str, Any] = {}
     if status == "finished":
         for position, (name, cls, _) in enumerate(job.metrics):

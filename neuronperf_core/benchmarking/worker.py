@@ -195,7 +195,10 @@ class WorkerResult:
     # of each phase, end; open loop (k, 4): due, picked (taken off the queue), sent, end
     stamps: np.ndarray
     metrics: list[BaseEvalMetric]
-    late: int = 0  # open loop: arrivals due in the copy's window it never started (worker 0)
+    # open loop, on the copy's worker 0: the arrivals due in the copy's window that it never
+    # started, and that window: the shared start to the deadline (or an earlier stop)
+    late: int = 0
+    open_window_ns: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         stamps = self.stamps

@@ -63,28 +63,34 @@ class CopyRun:
 
 def since(worker: WorkerResult, start_ns: int) -> WorkerResult:
     """``worker`` with its timestamps made durations since ``start_ns`` (in the actor)."""
-    return replace(
-        worker,
-        stamps=worker.stamps - start_ns,
-        last_end_ns=worker.last_end_ns - start_ns if worker.count else 0,
-    )
+    return _moved(worker, -start_ns)
 
 
 def shifted(worker: WorkerResult, start_ns: int) -> WorkerResult:
     """``worker``'s durations since the start, placed at ``start_ns`` on the driver's clock."""
+    return _moved(worker, start_ns)
+
+
+def _moved(worker: WorkerResult, by_ns: int) -> WorkerResult:
+    opened = worker.open_window_ns
     return replace(
         worker,
-        stamps=worker.stamps + start_ns,
-        last_end_ns=worker.last_end_ns + start_ns if worker.count else 0,
+        stamps=worker.stamps + by_ns,
+        last_end_ns=worker.last_end_ns + by_ns if worker.count else 0,
+        open_window_ns=None if opened is None else (opened[0] + by_ns, opened[1] + by_ns),
     )
 
 
 def copy_window(workers: Sequence[WorkerResult]) -> tuple[int, int] | None:
-    """A copy's window: its workers' first start to their last end (None: nothing timed)."""
+    """A copy's window: its workers' first start to their last end, or an open loop's
+    schedule window (None: nothing timed)."""
     timed = [w for w in workers if w.count]
     if not timed:
         return None
-    return min(int(w.stamps[0, 0]) for w in timed), max(w.last_end_ns for w in timed)
+    window = min(int(w.stamps[0, 0]) for w in timed), max(w.last_end_ns for w in timed)
+    for opened in (w.open_window_ns for w in workers if w.open_window_ns is not None):
+        window = min(window[0], opened[0]), max(window[1], opened[1])
+    return window
 
 
 def overlap(windows: Sequence[tuple[int, int] | None]) -> tuple[int, int] | None:
