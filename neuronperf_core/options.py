@@ -236,6 +236,9 @@ def _text(name: str, value: Any) -> str | None:
     return value
 
 
+# open loop: the arrival processes by name (anything else given as arrivals is a file)
+ARRIVAL_PROCESSES = ("poisson", "constant")
+
 RAY_PLACEMENTS = ("spread", "pack")  # the neuronperf-ray plugin's placement groups
 
 

@@ -178,6 +178,27 @@ def test_stable_when_the_last_three_windows_agree_within_the_tolerance() -> None
     )
 
 
+def test_an_open_loop_is_judged_stable_on_its_latency_not_its_arrivals() -> None:
+    # Poisson arrivals: 88, 112 and 100 in three windows (12 % apart), latency steady
+    end, lat, weight, first, last = samples([60, 88, 112, 100], [3.0, 1.0, 1.02, 1.0])
+    w = u.windows(end, lat, weight, first, last, 1.0, 1)
+    assert u.stability(w, 0.10)[0] is False  # a closed loop's throughput would not agree
+    stable, detail = u.stability(w, 0.10, open_loop=True)
+    assert stable is True and detail.endswith("within 2.0% (p50); tolerance 10%")
+    assert u.first_window_differs(w, 0.10, open_loop=True) is True  # the p50 of 3 ms
+    end, lat, weight, first, last = samples([60, 88, 112, 100], [1.0, 1.0, 1.4, 1.0])
+    w = u.windows(end, lat, weight, first, last, 1.0, 1)
+    assert u.stability(w, 0.10, open_loop=True)[0] is False  # latency that wanders
+
+
+def test_an_open_loop_that_fell_behind_is_invalid() -> None:
+    report = {"status": "finished", "total_s": 20.0, "stable": True, "total_infs": 9_800}
+    assert "fell behind" not in " ".join(u.verdict({**report, "late_at_end": 90})[1])
+    valid, reasons, _ = u.verdict({**report, "late_at_end": 200})  # 2 % of 10,000 queued
+    assert not valid
+    assert any(r.startswith("fell behind: 200 of the 10000 requests") for r in reasons)
+
+
 def test_default_window_is_a_tenth_of_the_run_between_a_tenth_of_a_second_and_5_s() -> None:
     assert u.window_length_s(None, 120.0) == 5.0
     assert u.window_length_s(None, 20.0) == 2.0

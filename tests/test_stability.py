@@ -154,6 +154,16 @@ def test_a_board_judges_a_window_once_every_worker_posted_it() -> None:
     assert changes == [False, True, False]
 
 
+def test_an_open_loop_board_judges_latency_alone() -> None:
+    """Its window counts are what the arrivals brought (Poisson: 12 % apart here)."""
+    for open_loop, expected in ((False, [False]), (True, [False, True])):
+        changes: list[bool] = []
+        b = WindowBoard(1, 0, S, 0.1, 0, changes.append, open_loop)
+        for window, count in enumerate([88, 112, 100]):
+            b.post(window, count, lat(1.0))
+        assert changes == expected
+
+
 def test_a_board_waits_for_the_minimum_duration() -> None:
     b, changes = board(min_windows=5)
     for window in range(5):

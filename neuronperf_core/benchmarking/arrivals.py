@@ -35,9 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from neuronperf_core.errors import NeuronPerfError
+from neuronperf_core.options import ARRIVAL_PROCESSES
 
-POISSON, CONSTANT = "poisson", "constant"
-PROCESSES = (POISSON, CONSTANT)
+PROCESSES = ARRIVAL_PROCESSES
+POISSON, CONSTANT = PROCESSES
 # The last stretch before an arrival is waited out awake (sleep(0) loops, which let other
 # threads run): a sleeping core can take 100 us or more to wake, on a VM most of all.
 SPIN_NS = 200_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from neuronperf_core.options import WARMUP_INFERS
+from neuronperf_core.options import ARRIVAL_PROCESSES, WARMUP_INFERS
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,15 @@ class BenchmarkConfig:
     def multiinterpreter(self) -> bool:
         return self.runner == "interpreters"
 
+    @property
+    def open_loop(self) -> bool:
+        """Requests sent on a schedule (a rate, or a replayed file), not as the last returns."""
+        return self.arrival_rate is not None or self.arrivals not in ARRIVAL_PROCESSES
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "multiprocess": self.multiprocess,
             "multiinterpreter": self.multiinterpreter,
+            "open_loop": self.open_loop,
         }

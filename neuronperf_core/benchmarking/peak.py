@@ -11,10 +11,10 @@ The sweep (``benchmarking.sweep``) gives it a measure that runs each step as an 
 config: every step is a report in the results file, written as it finishes, marked with
 ``PEAK_FIELDS``.
 
-A step misses the bound when its copies fell behind (more than ``LATE_SHARE`` of the
-requests offered were still queued when the window closed: an open loop whose queue grows
-has no steady percentile, and its report is invalid as unstable, which no longer run would
-mend), or when its latency percentile is above the bound. It meets the bound when its report
+A step misses the bound when its copies fell behind (more than ``uncertainty.LATE_SHARE``
+of the requests offered were still queued when the window closed: an open loop whose queue
+grows has no steady percentile, and its report is invalid for it, which no longer run
+would mend), or when its latency percentile is above the bound. It meets the bound when its report
 is valid by ``uncertainty.verdict`` and its percentile is within the bound. An invalid step
 that did not fall behind runs again once, for twice the duration. Invalid again, it misses
 when its percentile is above the bound a second time (what a load at the edge of what the
@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from neuronperf_core import uncertainty
 from neuronperf_core.benchmarking.plan import BenchmarkArgumentError
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ user stopped the sweep)."""
 START_SHARE = 0.5  # the first rate, as a share of what the closed-loop probe served
 TOLERANCE = 0.05  # the bracket closes when its width is this share of its low end
 MAX_STEPS = 12  # open-loop steps per search, reruns included (the probe besides)
-LATE_SHARE = 0.01  # a step that left more of its requests queued at the end fell behind
 RERUN_SCALE = 2.0  # an invalid step runs again for this many times the duration
 
 MET, MISSED, INVALID, FAILED = "met", "missed", "invalid", "failed"
@@ -83,7 +83,7 @@ class Bound:
             return FAILED, "measured no latency"
         late = int(report.get("late_at_end") or 0)
         offered = late + int(report.get("total_infs") or 0)
-        if late > LATE_SHARE * offered:  # a growing queue: missed, however long it ran
+        if late > uncertainty.LATE_SHARE * offered:  # a growing queue: missed, however long
             return MISSED, (
                 f"the copies fell behind: {late} of its {offered} requests were still queued "
                 f"at the end ({self.name} {value:.4g} ms)"

@@ -185,6 +185,7 @@ def _board(job: Job, start_ns: int, on_stable: Callable[[bool], None]) -> Window
         config.stability_pct / 100,
         int(minimum * 1e9),
         on_stable,
+        config.open_loop,
     )
 
 

@@ -38,6 +38,7 @@ class WindowBoard:
         tolerance: float,
         min_ns: int,
         on_change: Callable[[bool], None],
+        open_loop: bool = False,
     ) -> None:
         self.n_workers = n_workers
         self.start_ns = start_ns
@@ -45,6 +46,7 @@ class WindowBoard:
         self.tolerance = tolerance
         self.min_windows = -(-min_ns // window_ns)  # windows that make up the minimum duration
         self.on_change = on_change
+        self.open_loop = open_loop  # judged on p50 alone (uncertainty.stability)
         self.rates: list[float] = []
         self.p50s: list[float | None] = []
         self.stable: bool | None = None
@@ -73,7 +75,9 @@ class WindowBoard:
         last = uncertainty.STABLE_WINDOWS
         if len(self.rates) < max(last, self.min_windows):
             return False
-        spreads = (uncertainty.spread(self.rates[-last:]), uncertainty.spread(self.p50s[-last:]))
+        spreads = [uncertainty.spread(self.p50s[-last:])]
+        if not self.open_loop:
+            spreads.append(uncertainty.spread(self.rates[-last:]))
         return all(s is not None and s <= self.tolerance for s in spreads)
 
 
