@@ -571,8 +571,10 @@ def print_reports(
 
     ``sort_by`` is any report field (None keeps the given order); it is shown as
     the last column when not among ``cols``. The default ``cols`` of open-loop reports
-    add ``SUMMARY_OPEN_LOOP_COLS`` after the latencies. Floats show 3 decimals (1 from 1000 up),
-    None "N/A"; ``model_filename`` shows the file's name, not its folder.
+    add ``SUMMARY_OPEN_LOOP_COLS`` after the latencies; the default table of a peak
+    search's reports is each search's step table and peak line, in the order they ran.
+    Floats show 3 decimals (1 from 1000 up), None "N/A"; ``model_filename`` shows the
+    file's name, not its folder.
     """
     from neuronperf_core.tables import Column, print_table
 
@@ -582,9 +584,10 @@ def print_reports(
         print("No reports were found. Did benchmarking succeed?", file=out)
         return
     shown = _check_fields(rows, cols, "column")
-    if shown[: len(SUMMARY_COLS)] == list(SUMMARY_COLS) and any(  # the default table ...
-        r.get("arrival_rate") is not None for r in rows
-    ):  # ... of an open loop
+    default = shown[: len(SUMMARY_COLS)] == list(SUMMARY_COLS)
+    if default and sort_by == "throughput_peak" and _print_peak_searches(rows, out):
+        return
+    if default and any(r.get("arrival_rate") is not None for r in rows):  # an open loop
         at = SUMMARY_COLS.index("latency_ms_p99") + 1
         shown[at:at] = [c for c in SUMMARY_OPEN_LOOP_COLS if c not in shown]
     if sort_by is not None:
@@ -599,6 +602,18 @@ def print_reports(
     ]
     cells = [[_cell(r.get(c), c, uncertainty.plus_minus(r, c)) for c in shown] for r in rows]
     print_table(columns, cells, file=out)
+
+
+def _print_peak_searches(reports: list[Report], out: TextIO) -> bool:
+    """Peak searches' reports (``benchmarking.peak``) as each search's step table and peak
+    line, in the order the steps ran; False when the reports hold no search."""
+    from neuronperf_core.benchmarking.peak import searches
+    from neuronperf_core.tables import print_peak_search
+
+    found = searches(reports)
+    for steps in found:
+        print_peak_search(steps, file=out)
+    return bool(found)
 
 
 def _sorted(reports: list[Report], field: str, descending: bool) -> list[Report]:

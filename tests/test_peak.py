@@ -352,9 +352,12 @@ def test_a_real_search_runs_its_steps_as_configs_and_writes_each(
     written = written["reports"] if isinstance(written, dict) else written
     assert [r["peak_step"] for r in written] == [r["peak_step"] for r in reports]
     assert [r["is_peak"] for r in written] == [r["is_peak"] for r in reports]
-    # the table the command line prints
+    # the table the command line prints, which npf.print_reports prints too
     out = io.StringIO()
     print_peak_search(reports, file=out)
+    same = io.StringIO()
+    npf.print_reports(reports, file=same)
+    assert same.getvalue() == out.getvalue()
     lines = out.getvalue().splitlines()
     assert lines[0].split()[:6] == ["step", "rate/s", "offered/s", "achieved/s", "late", "p99"]
     assert lines[2].split()[:2] == ["0", "probe"] and "<- peak" in out.getvalue()

@@ -396,16 +396,7 @@ def _finish(
         if failed:  # a failed config has no metric fields: show what it has, and its error
             present = {key for report in reports for key in report}
             cols = [c for c in cols if c in present] + ["status"]
-        from neuronperf_core.benchmarking.peak import searches as peak_searches
-
-        searches = peak_searches(reports)
-        if searches:  # a peak search: its steps, in the order they ran, and the peak
-            from neuronperf_core.tables import print_peak_search
-
-            for steps in searches:
-                print_peak_search(steps)
-        else:
-            print_reports(reports, cols=cols, sort_by=sort_by)
+        print_reports(reports, cols=cols, sort_by=sort_by)  # a peak search: its step table
         print()
         print_files(files)
     for error in dict.fromkeys(str(r["error"]) for r in reports if r.get("error")):
