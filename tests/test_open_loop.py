@@ -406,6 +406,19 @@ def test_a_list_of_rates_sweeps_them_and_an_overload_queues() -> None:
     assert high["latency_ms_p50"] > 50 * low["latency_ms_p50"]
 
 
+def test_a_recorded_trace_is_replayed_to_the_copies(tmp_path: Path) -> None:
+    times = [f"{1000.0 + k * 0.01:.3f}" for k in range(100)]  # 100/s for a second
+    trace = write_trace(tmp_path, times)
+    (as_recorded,) = run(arrivals=str(trace), runner="threads", duration=2)
+    assert as_recorded["status"] == "finished", as_recorded["error"]
+    assert as_recorded["arrival_rate"] is None and as_recorded["arrivals"] == str(trace)
+    # every arrival served, both copies' shares: then nothing more arrives until the end
+    assert as_recorded["total_infs"] == 100 and as_recorded["late_at_end"] == 0
+    assert as_recorded["offered_rate"] == pytest.approx(50.0, rel=0.01)  # 100 in 2 s
+    (faster,) = run(arrivals=str(trace), arrival_rate=[200], runner="threads", duration=2)
+    assert faster["total_infs"] == 100  # the same arrivals, in half the time
+
+
 def test_the_same_seed_offers_the_same_arrivals() -> None:
     first, again = run(arrival_rate=[200, 200], runner="threads", n_models=[1], duration=1)
     assert first["late_at_end"] + first["total_infs"] == again["late_at_end"] + again["total_infs"]
