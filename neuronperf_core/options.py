@@ -119,15 +119,20 @@ def _whole(name: str, value: Any) -> int:
     return value
 
 
+def _positive(value: Any) -> bool:
+    """A finite number above 0 (not a bool)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def _window(name: str, value: Any) -> float | None:
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not _positive(value):
         raise OptionError(f"{name} must be a number of seconds > 0 (or None), got {value!r}.")
     return float(value)
 
@@ -150,7 +155,7 @@ def _rates(name: str, value: Any) -> list[float] | None:
     if not values:
         raise OptionError(f"{name}=[] selects nothing: pass at least one rate, e.g. {name}=[100].")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        if not _positive(v):
             raise OptionError(
                 f"{name} must be requests per second above 0, got {v!r}; e.g. {name}=[50, 100]."
             )
@@ -176,12 +181,7 @@ SLO_PERCENTILES = (50, 90, 95, 99)  # the reports' latency_ms_p{p} a bound may h
 def _bound(name: str, value: Any) -> float | None:
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not _positive(value):
         raise OptionError(
             f"{name} must be milliseconds above 0 (or None), got {value!r}; e.g. {name}=20."
         )

@@ -337,13 +337,7 @@ def _draw_throughput_latency(
         ),
         *handles.values(),
     ]  # fmt: skip
-    axes.legend(
-        handles=legend,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.14),  # below the axes: inside, it would hide points
-        ncols=min(4, len(legend)),
-        fontsize=8,
-    )
+    _legend_below(axes, legend)
     return points
 
 
@@ -418,18 +412,14 @@ def _draw_percentiles(
     axes.set_xlabel("latency (ms), percentiles from the reports (not a histogram)")
     axes.set_title("Latency percentiles, per config")
     axes.grid(True, axis="x", alpha=0.3)
-    axes.legend(
-        handles=[
+    _legend_below(
+        axes,
+        [
             Line2D([], [], color="grey", linewidth=1, label="p0 to p100"),
             Line2D([], [], color="grey", linewidth=7, alpha=0.5, label="p50 to p99"),
             Line2D([], [], color="black", marker="|", markersize=10, linestyle="none", label="p50"),
             Line2D([], [], color="black", marker=".", linestyle="none", label="p90, p95"),
         ],
-        # below the axes: inside, it would hide the whisker ends of some row
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.14),
-        ncols=4,
-        fontsize=8,
     )
 
 
@@ -571,13 +561,7 @@ def _draw_rate_latency(axes: Axes, series: Sequence[_Series]) -> None:
     axes.set_ylabel("latency (ms), from each request's arrival")
     axes.set_title("Latency against offered rate, per config")
     axes.grid(True, alpha=0.3)
-    axes.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.14),
-        ncols=min(4, len(handles)),
-        fontsize=8,
-    )
+    _legend_below(axes, handles)
 
 
 def _draw_achieved(axes: Axes, series: Sequence[_Series]) -> None:
@@ -615,6 +599,12 @@ def _draw_achieved(axes: Axes, series: Sequence[_Series]) -> None:
     )
     if any(s.peaks() for s in series):
         handles.append(_peak_handle())
+    _legend_below(axes, handles)
+
+
+def _legend_below(axes: Axes, handles: Sequence[Any]) -> None:
+    """The legend under the axes, up to 4 to a row: inside, it would hide points, lines or
+    whisker ends."""
     axes.legend(
         handles=handles,
         loc="upper center",

@@ -438,21 +438,28 @@ def verdict(report: Mapping[str, Any]) -> tuple[bool, list[str], list[str]]:
         reasons.append(f"ran {ran}, below the minimum duration of {MIN_VALID_DURATION_S:g} s")
     if report.get("stable") is not True:
         reasons.append(f"not stable: {report.get('stability') or 'no sub-windows'}")
-    late = report.get("late_at_end")
-    if late:
-        offered = late + int(report.get("total_infs") or 0)
-        if late > LATE_SHARE * offered:
-            reasons.append(
-                f"fell behind: {late} of the {offered} requests that arrived were still "
-                "queued at the end, so latency grew with the run's length: the arrival rate "
-                "is above what the config serves"
-            )
+    behind = fell_behind(report)
+    if behind:
+        reasons.append(
+            f"fell behind: {behind}, so latency grew with the run's length: the arrival rate "
+            "is above what the config serves"
+        )
     if report.get("busy_machine"):
         reasons.append(
             f"busy machine: other processes used {report.get('other_cpu_share', 0):.0%} of "
             f"its CPU time (more than {BUSY_SHARE:.0%})"
         )
     return not reasons, reasons, warnings(report)
+
+
+def fell_behind(report: Mapping[str, Any]) -> str | None:
+    """An open loop whose copies fell behind: more than ``LATE_SHARE`` of the requests that
+    arrived were still queued at the end, said as "N of the M requests ..."; else None."""
+    late = int(report.get("late_at_end") or 0)
+    offered = late + int(report.get("total_infs") or 0)
+    if late <= LATE_SHARE * offered:
+        return None
+    return f"{late} of the {offered} requests that arrived were still queued at the end"
 
 
 def warnings(report: Mapping[str, Any]) -> list[str]:

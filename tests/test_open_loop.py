@@ -12,15 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_worker import make_job
 
 import neuronperf as npf
 from neuronperf_core.benchmarking import arrivals
 from neuronperf_core.benchmarking.arrivals import ArrivalsError, Schedule, read_trace
-from neuronperf_core.benchmarking.config import BenchmarkConfig
 from neuronperf_core.benchmarking.runners import close_open_loop, raw_result
 from neuronperf_core.benchmarking.worker import (
     OPEN_LOOP_COLUMNS,
-    Job,
     Stop,
     WorkerResult,
     _Samples,
@@ -68,11 +67,7 @@ def test_each_copy_draws_its_own_share_and_the_shares_add_up_to_the_rate() -> No
 
 def test_constant_arrivals_are_dealt_round_robin_to_the_copies() -> None:
     copies = [Schedule("constant", 100.0, 3, k) for k in range(3)]
-    assert [int(c.offsets[0]) if c.offset_ns(0) is not None else None for c in copies] == [
-        0,
-        10 * MS,
-        20 * MS,
-    ]
+    assert [c.take() for c in copies] == [0, 10 * MS, 20 * MS]
     merged = np.sort(np.concatenate([offsets(c, 1 * S) for c in copies]))
     assert np.array_equal(merged, np.arange(100) * 10 * MS)
 
@@ -91,9 +86,9 @@ def test_a_trace_replays_as_recorded_or_rescaled_to_a_rate(tmp_path: Path) -> No
     as_recorded = [Schedule("poisson", None, 2, k, trace_ns=trace) for k in range(2)]
     assert as_recorded[0].offsets.tolist() == [0, 30 * MS]
     assert as_recorded[1].offsets.tolist() == [10 * MS, 60 * MS]
-    assert as_recorded[0].take() == (0, 0)
-    assert as_recorded[0].take() == (1, 30 * MS)
-    assert as_recorded[0].take() == (2, None)  # the copy's share is over
+    assert as_recorded[0].take() == 0
+    assert as_recorded[0].take() == 30 * MS
+    assert as_recorded[0].take() is None  # the copy's share is over
     twice_as_fast = Schedule("poisson", 100.0, 1, 0, trace_ns=trace)
     assert twice_as_fast.offsets.tolist() == [0, 5 * MS, 15 * MS, 30 * MS]
 
@@ -282,32 +277,21 @@ def test_a_stop_ends_the_wait_for_an_arrival() -> None:
 # -- reports ------------------------------------------------------------------------------
 
 
-def config(**changes: Any) -> BenchmarkConfig:
-    base = BenchmarkConfig(
-        model_name="m",
-        model_filename="m.model",
-        input_idx=0,
-        batch_size=1,
-        pipeline_size=1,
-        cast_mode=None,
-        n_models=1,
-        workers_per_model=1,
-        device_type="cpu",
-        runner="threads",
-        duration=1.0,
-        max_infers=None,
-        arrival_rate=100.0,
-        arrivals="constant",
-    )
-    return replace(base, **changes)
+def report_of(worker: WorkerResult, **config: Any) -> dict[str, Any]:
+    """The report of a finished 1-copy open loop (constant, 100/s, 1 s) whose only worker is
+    ``worker``; ``config`` changes the config."""
+    job = make_job(duration=1.0)
+    changes = {"arrival_rate": 100.0, "arrivals": "constant", **config}
+    job = replace(job, config=replace(job.config, **changes))
+    (report,) = get_reports([raw_result(job, "finished", workers=[worker])])
+    return report
 
 
 def test_reports_carry_the_offered_and_achieved_rates_and_what_was_left() -> None:
     schedule = Schedule("constant", 100.0, 1, 0)
     count, stamps = run_open_loop(schedule, 15, 1 * S)
     worker = WorkerResult(0, 0, count, int(stamps[-1, 3]), 1, stamps, [], late=33)
-    (report,) = get_reports([raw_result(Job(config(), lambda *a, **k: None, None), "finished",
-                                        workers=[worker])])  # fmt: skip
+    report = report_of(worker)
     total_s = report["total_s"]
     assert total_s == pytest.approx(1.005)  # the first due time to the last end
     assert report["late_at_end"] == 33
@@ -327,8 +311,7 @@ def test_the_window_of_an_open_loop_is_its_schedules_start_to_deadline() -> None
     count, stamps = run_open_loop(schedule, 5, 1 * S)
     worker = WorkerResult(0, 0, count, int(stamps[-1, 3]), 1, stamps, [])
     close_open_loop(schedule, [worker], 0, 1 * S)
-    (report,) = get_reports([raw_result(Job(config(), lambda *a, **k: None, None), "finished",
-                                        workers=[worker])])  # fmt: skip
+    report = report_of(worker)
     assert stamps[0, 0] == 10 * MS and stamps[-1, 3] == 995 * MS
     assert report["total_s"] == 1.0
     assert report["late_at_end"] == 0
@@ -339,8 +322,7 @@ def test_a_generator_that_lags_is_warned_about() -> None:
     stamps = np.array([[0, -5 * MS, 4 * MS, 5 * MS]] * 100, dtype=np.int64)  # sent 4 ms late
     stamps[:, :] += (np.arange(100) * 10 * MS)[:, None]
     worker = WorkerResult(0, 0, 100, int(stamps[-1, 3]), 1, stamps, [])
-    (report,) = get_reports([raw_result(Job(config(), lambda *a, **k: None, None), "finished",
-                                        workers=[worker])])  # fmt: skip
+    report = report_of(worker)
     assert report["arrival_lag_us_p99"] == pytest.approx(4000.0)
     assert any("could not keep up" in w for w in report["warnings"])
 
@@ -348,9 +330,7 @@ def test_a_generator_that_lags_is_warned_about() -> None:
 def test_closed_loop_reports_leave_the_open_loop_fields_empty() -> None:
     stamps = np.array([[0, MS], [MS, 2 * MS]], dtype=np.int64)
     worker = WorkerResult(0, 0, 2, 2 * MS, 1, stamps, [])
-    closed = config(arrival_rate=None, arrivals="poisson")
-    (report,) = get_reports([raw_result(Job(closed, lambda *a, **k: None, None), "finished",
-                                        workers=[worker])])  # fmt: skip
+    report = report_of(worker, arrival_rate=None, arrivals="poisson")
     assert report["offered_rate"] is None and report["late_at_end"] is None
 
 
@@ -427,7 +407,7 @@ def test_the_same_seed_offers_the_same_arrivals() -> None:
 @pytest.mark.parametrize(
     ("options", "says"),
     [
-        ({"arrivals": "constant"}, "arrivals='constant' needs arrival_rate"),
+        ({"arrivals": "constant"}, "arrivals='constant' needs a rate"),
         ({"arrival_rate": 10, "duration": 0}, "duration=0 (one pass) gives it no time"),
         ({"arrival_rate": [10, 0]}, "arrival_rate must be requests per second above 0"),
         ({"arrivals": "no-such-file.txt"}, "neither 'poisson' nor 'constant'"),

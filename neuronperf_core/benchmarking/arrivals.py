@@ -148,18 +148,15 @@ class Schedule:
                 chunk = np.round(times).astype(np.int64)
                 self.offsets = np.concatenate([self.offsets, chunk])
 
-    def offset_ns(self, index: int) -> int | None:
-        """The ``index``-th arrival's offset from the start; None past a replay's end."""
+    def take(self) -> int | None:
+        """The next arrival not yet handed out, as its offset from the start; None past a
+        replay's end."""
+        index = next(self._next)
         if index >= len(self.offsets):
             if self.finite:
                 return None
             self._extend(index)
         return int(self.offsets[index])
-
-    def take(self) -> tuple[int, int | None]:
-        """The next arrival not yet handed out: (its index, its offset or None)."""
-        index = next(self._next)
-        return index, self.offset_ns(index)
 
     def due_before(self, offset_ns: int) -> int:
         """How many arrivals are due before ``offset_ns``."""

@@ -81,13 +81,9 @@ class Bound:
         value = report.get(self.field)
         if value is None:
             return FAILED, "measured no latency"
-        late = int(report.get("late_at_end") or 0)
-        offered = late + int(report.get("total_infs") or 0)
-        if late > uncertainty.LATE_SHARE * offered:  # a growing queue: missed, however long
-            return MISSED, (
-                f"the copies fell behind: {late} of its {offered} requests were still queued "
-                f"at the end ({self.name} {value:.4g} ms)"
-            )
+        behind = uncertainty.fell_behind(report)
+        if behind:  # a growing queue: missed, however long it ran
+            return MISSED, f"the copies fell behind: {behind} ({self.name} {value:.4g} ms)"
         if not report.get("valid"):
             reasons = "; ".join(report.get("invalid_reasons") or []) or "no reason given"
             if rerun and value > self.latency_ms:  # twice above the bound: not shown to hold

@@ -351,7 +351,7 @@ def arrivals_of(
     if options.arrival_rate is None and not replay:
         if process != arrivals.POISSON:  # asked for an arrival process without a rate
             raise BenchmarkArgumentError(
-                f"arrivals={process!r} needs arrival_rate (requests per second), e.g. "
+                f"arrivals={process!r} needs a rate in requests per second, e.g. "
                 "arrival_rate=[100]; without one each worker sends its next request when "
                 "the last returns (a closed loop)."
             )

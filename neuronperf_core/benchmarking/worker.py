@@ -318,7 +318,7 @@ def open_loop(
     while count < limit:
         offset, held[0] = held[0], None
         if offset is None:
-            _, offset = schedule.take()
+            offset = schedule.take()
         if offset is None:  # a replay's last arrival was served
             break
         due = start_ns + offset

@@ -86,10 +86,13 @@ def _integer(text: str) -> int:
 
 def _rates(text: str) -> list[float]:
     values = []
-    for part in text.split(","):
-        value = _number(part.strip())
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            value = _number(part)
+        except ValueError:
+            value = 0.0
         if value == 0:
-            raise ValueError(f"expected requests per second above 0, got {part.strip()!r}")
+            raise ValueError(f"expected requests per second above 0 (e.g. 100,200), got {part!r}")
         values.append(value)
     return values
 
