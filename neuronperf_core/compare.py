@@ -180,14 +180,14 @@ class ConfigComparison:
     old_error: str | None
     new_error: str | None
     changes: tuple[MetricChange, ...]
-    # the share of the CPU other processes used during each run of the config (reports'
-    # other_cpu_share; None when unknown): a machine whose load changed between the runs
-    # moves their figures as surely as a code change
+    # the share of the CPU others (other processes, a hypervisor's steal) used during each
+    # run of the config (reports' other_cpu_share; None when unknown): a machine whose load
+    # changed between the runs moves their figures as surely as a code change
     old_other_cpu_share: float | None = None
     new_other_cpu_share: float | None = None
 
     def busy_note(self) -> str | None:
-        """ "busy machine: other processes used 65% (new run) of the CPU", or None when
+        """ "busy machine: others used 65% (new run) of the CPU", or None when
         neither run's machine was busy (``uncertainty.BUSY_SHARE``)."""
         from neuronperf_core.uncertainty import BUSY_SHARE
 
@@ -196,9 +196,7 @@ class ConfigComparison:
             for run, share in (("old", self.old_other_cpu_share), ("new", self.new_other_cpu_share))
             if share is not None and share > BUSY_SHARE
         ]
-        return (
-            f"busy machine: other processes used {' and '.join(busy)} of the CPU" if busy else None
-        )
+        return f"busy machine: others used {' and '.join(busy)} of the CPU" if busy else None
 
     @property
     def finished(self) -> bool:

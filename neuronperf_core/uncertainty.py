@@ -50,7 +50,7 @@ MIN_VALID_DURATION_S: Final = 10.0  # MLPerf LoadGen's default min_duration
 NOISY_IQR: Final = 0.10  # torch.utils.benchmark's thresholds on IQR / median
 VERY_NOISY_IQR: Final = 0.25
 TAIL_RATIO: Final = 2.0  # p99 above twice p50: a long tail (stalls, contention, other jobs)
-BUSY_SHARE: Final = 0.10  # other processes used over 10 % of the machine's CPU time
+BUSY_SHARE: Final = 0.10  # others used over 10 % of the machine's CPU time: busy_machine
 LATE_SHARE: Final = 0.01  # an open loop that left more of its arrivals queued fell behind
 WINDOW_PERCENTILES: Final = (50, 90, 95, 99)  # per-window latencies kept in reports
 INTERVAL_PERCENTILES: Final = (50, 90, 95, 99)  # the percentiles whose intervals must exist
@@ -445,11 +445,22 @@ def verdict(report: Mapping[str, Any]) -> tuple[bool, list[str], list[str]]:
             "is above what the config serves"
         )
     if report.get("busy_machine"):
-        reasons.append(
-            f"busy machine: other processes used {report.get('other_cpu_share', 0):.0%} of "
-            f"its CPU time (more than {BUSY_SHARE:.0%})"
-        )
+        reasons.append(f"busy machine: {busy_text(report)} (more than {BUSY_SHARE:.0%})")
     return not reasons, reasons, warnings(report)
+
+
+def busy_text(report: Mapping[str, Any]) -> str:
+    """Who used the machine's CPU time during a config: other processes, or a hypervisor
+    that gave it to other virtual machines (steal, which no process here shows)."""
+    share = float(report.get("other_cpu_share") or 0.0)
+    other, steal = report.get("other_cpu_s"), report.get("steal_cpu_s")
+    if not other or not steal or steal < 0.5 * other:
+        return f"other processes used {share:.0%} of its CPU time"
+    stolen = share * steal / other
+    return (
+        f"others used {share:.0%} of its CPU time: the hypervisor took {stolen:.0%} for other "
+        "virtual machines (steal in /proc/stat; a shared host, not a process here)"
+    )
 
 
 def fell_behind(report: Mapping[str, Any]) -> str | None:

@@ -313,11 +313,9 @@ def test_a_gate_failure_says_when_a_run_shared_a_busy_machine() -> None:
     new = windowed(90, 10, 0.01, 2) | {"other_cpu_share": 0.65}
     (failure,) = compare_reports([old], [new]).gate(5).failures
     assert failure.message().endswith(
-        "significant; busy machine: other processes used 65% (new run) of the CPU"
+        "significant; busy machine: others used 65% (new run) of the CPU"
     )
-    assert (
-        failure.to_dict()["busy"] == "busy machine: other processes used 65% (new run) of the CPU"
-    )
+    assert failure.to_dict()["busy"] == "busy machine: others used 65% (new run) of the CPU"
     quiet = compare_reports([old], [new | {"other_cpu_share": 0.05}]).gate(5).failures
     assert quiet[0].busy is None and "busy" not in quiet[0].message()
 

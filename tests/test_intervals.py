@@ -372,6 +372,42 @@ def test_other_processes_cpu_is_the_machines_minus_our_own() -> None:
     assert stats.load_fields(None) == dict.fromkeys(stats.LOAD_FIELDS)
 
 
+def test_a_busy_virtual_machine_names_the_hypervisors_steal() -> None:
+    result = raw_result([100, 150, 50], [1.0, 1.2, 8.0])
+    result["load"] = {"started_utc": "x", "wall_s": 10.0, "cpus": 2, "own_cpu_s": 10.0,
+                      "machine_cpu_s": 16.0, "steal_cpu_s": 5.0}  # fmt: skip
+    (report,) = get_reports([result])
+    assert report["other_cpu_s"] == pytest.approx(6.0) and report["steal_cpu_s"] == 5.0
+    assert (
+        "busy machine: others used 30% of its CPU time: the hypervisor took 25% for other "
+        "virtual machines (steal in /proc/stat; a shared host, not a process here) "
+        "(more than 10%)"
+    ) in report["invalid_reasons"]
+    # a little steal beside a busy process: the process is named, as before
+    result["load"]["steal_cpu_s"] = 1.0
+    (report,) = get_reports([result])
+    assert (
+        "busy machine: other processes used 30% of its CPU time (more than 10%)"
+        in (report["invalid_reasons"])
+    )
+
+
+def test_a_load_meter_reads_steal_from_proc_stat(tmp_path: Any, monkeypatch: Any) -> None:
+    proc_stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal
+    proc_stat.write_text("cpu  1000 0 100 5000 0 0 0 200 0 0\n")
+    monkeypatch.setattr(stats, "PROC_STAT", str(proc_stat))
+    meter = stats.LoadMeter()
+    proc_stat.write_text("cpu  1300 0 100 5100 0 0 0 700 0 0\n")  # 3 s busy, 5 s stolen
+    load = meter.stop()
+    assert load["machine_cpu_s"] == pytest.approx(800 / stats.CLOCK_TICKS)
+    assert load["steal_cpu_s"] == pytest.approx(500 / stats.CLOCK_TICKS)
+    # a kernel without the steal column: none counted
+    proc_stat.write_text("cpu  1000 0 100 5000 0 0 0\n")
+    meter = stats.LoadMeter()
+    assert meter.stop()["steal_cpu_s"] == 0
+
+
 def test_a_load_meter_counts_its_own_process_as_its_own() -> None:
     meter = stats.LoadMeter()
     x = 0

@@ -21,12 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from neuronperf_core.uncertainty import BUSY_SHARE
+
 PROC_STAT = "/proc/stat"
 PROC_MEMINFO = "/proc/meminfo"
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs since boot."""
+def _cpu_times() -> tuple[int, int, int] | None:
+    """(busy, total, steal) jiffies of all CPUs since boot. Busy includes steal: the time
+    a virtual machine's hypervisor gave other guests while this one had work to run."""
     try:
         with open(PROC_STAT) as f:
             fields = [int(v) for v in f.readline().split()[1:]]
@@ -34,7 +37,8 @@ def _cpu_times() -> tuple[int, int] | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     total = sum(fields[:8])  # guest time is already counted in user
-    return total - idle, total
+    steal = fields[7] if len(fields) > 7 else 0
+    return total - idle, total, steal
 
 
 def _mem_percent() -> float | None:
@@ -88,8 +92,7 @@ class StatsSampler:
 # ---------------------------------------------------------------- the machine's load per config
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-BUSY_SHARE = 0.10  # a config during which other processes used over 10 % of the CPU time
-LOAD_FIELDS = ("started_utc", "other_cpu_s", "other_cpu_share", "busy_machine")
+LOAD_FIELDS = ("started_utc", "other_cpu_s", "other_cpu_share", "steal_cpu_s", "busy_machine")
 
 
 def _own_cpu_s() -> float:
@@ -100,9 +103,10 @@ def _own_cpu_s() -> float:
 
 
 class LoadMeter:
-    """The CPU time other processes used while one config ran (loading, warm-up and the
-    timed window): the machine's busy time from /proc/stat minus the benchmark's own
-    (this process and its model copies). Where /proc/stat cannot be read, None."""
+    """The CPU time others used while one config ran (loading, warm-up and the timed
+    window): the machine's busy time from /proc/stat minus the benchmark's own (this
+    process and its model copies), and the part of it a hypervisor stole for other
+    virtual machines. Where /proc/stat cannot be read, None."""
 
     def __init__(self) -> None:
         self.started_utc = _utc_now()
@@ -119,15 +123,18 @@ class LoadMeter:
             "cpus": os.cpu_count() or 1,
             "own_cpu_s": own - self._own,
             "machine_cpu_s": None,
+            "steal_cpu_s": None,
         }
         if machine is not None and self._machine is not None:
             out["machine_cpu_s"] = (machine[0] - self._machine[0]) / CLOCK_TICKS
+            out["steal_cpu_s"] = (machine[2] - self._machine[2]) / CLOCK_TICKS
         return out
 
 
 def load_fields(load: Mapping[str, Any] | None) -> dict[str, Any]:
     """A report's fields from a raw result's "load": the config's UTC start, the CPU
-    seconds other processes used, their share of the machine's CPU time, and whether that
+    seconds others used (other processes, and a hypervisor's steal for other virtual
+    machines), their share of the machine's CPU time, the steal alone, and whether that
     share passed ``BUSY_SHARE`` (None when unknown)."""
     out: dict[str, Any] = dict.fromkeys(LOAD_FIELDS)
     if not load:
@@ -139,6 +146,8 @@ def load_fields(load: Mapping[str, Any] | None) -> dict[str, Any]:
     other = max(0.0, float(machine) - float(own))  # tick rounding can make it slightly negative
     share = other / (float(wall) * int(load.get("cpus") or 1))
     out.update(other_cpu_s=other, other_cpu_share=share, busy_machine=share > BUSY_SHARE)
+    steal = load.get("steal_cpu_s")
+    out["steal_cpu_s"] = None if steal is None else min(float(steal), other)
     return out
 
 
