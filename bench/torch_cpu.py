@@ -162,13 +162,7 @@ def _timer_process(
         conn.recv()
         results = []
         if steady:
-            times = []
-            deadline = time.perf_counter() + seconds
-            while time.perf_counter() < deadline:
-                start = time.perf_counter_ns()
-                model(x)
-                times.append(time.perf_counter_ns() - start)
-            results.append(statistics.median(times) / 1e6)
+            results.append(hand_loop_ms(model, x, seconds))
         timer = Timer("model(x)", globals={"model": model, "x": x}, num_threads=threads)
         results.append(float(timer.blocked_autorange(min_run_time=seconds).median * 1e3))
         if steady:
@@ -179,6 +173,17 @@ def _timer_process(
             timer = Timer("model(x)", globals={"model": eager, "x": x}, num_threads=threads)
             results.append(float(timer.blocked_autorange(min_run_time=seconds / 2).median * 1e3))
     conn.send(results)
+
+
+def hand_loop_ms(model: Any, x: torch.Tensor, seconds: float) -> float:
+    """The median of per-call ``perf_counter_ns`` times over ``seconds`` of calls, in ms."""
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter_ns()
+        model(x)
+        times.append(time.perf_counter_ns() - start)
+    return statistics.median(times) / 1e6
 
 
 class TimerSide:
@@ -236,8 +241,7 @@ def latency(name: str, folder: Path, threads: int, rounds: int, seconds: float) 
         rows["ratio"].append(rows["npf"][-1] / timer)
         rows["hand_ratio"].append(rows["npf"][-1] / hand)
     out: dict[str, Any] = {k: statistics.median(v) for k, v in rows.items()}
-    steal_after = steal_ticks()
-    out["steal"] = (steal_after[0] - steal_before[0]) / max(1, steal_after[1] - steal_before[1])
+    out["steal"] = steal_share(steal_before)
     out["runner"] = report["runner"]
     out["ratio_ci"] = median_interval(rows["ratio"])
     out["hand_ratio_ci"] = median_interval(rows["hand_ratio"])
@@ -252,6 +256,12 @@ def steal_ticks() -> tuple[int, int]:
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:9]]
     return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def steal_share(before: tuple[int, int]) -> float:
+    """The share of the machine's CPU time stolen since ``before`` (``steal_ticks()``)."""
+    after = steal_ticks()
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
 
 
 def median_interval(values: list[float]) -> tuple[float, float] | None:
@@ -467,21 +477,12 @@ def levels_part(folder: Path, windows: int = 40, seconds: float = 0.5) -> None:
     print("|---|---|---|---|---|---|")
     for threads in sorted({1, CORES}):
         torch.set_num_threads(threads)
-        medians = []
         before = steal_ticks()
         with torch.inference_mode():
             for _ in range(8):
                 model(x)
-            for _ in range(windows):
-                times = []
-                deadline = time.perf_counter() + seconds
-                while time.perf_counter() < deadline:
-                    start = time.perf_counter_ns()
-                    model(x)
-                    times.append(time.perf_counter_ns() - start)
-                medians.append(statistics.median(times) / 1e6)
-        after = steal_ticks()
-        steal = (after[0] - before[0]) / max(1, after[1] - before[1])
+            medians = [hand_loop_ms(model, x, seconds) for _ in range(windows)]
+        steal = steal_share(before)
         trace = " ".join(f"{m:.1f}" for m in medians)
         print(
             f"| {threads} | {trace} | {min(medians):.2f} | {statistics.median(medians):.2f} "
