@@ -27,6 +27,7 @@ from neuronperf_core.benchmarking.worker import (
 )
 from neuronperf_core.options import OptionError
 from neuronperf_core.reporting import get_reports
+from neuronperf_core.uncertainty import fell_behind
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -369,8 +370,10 @@ def test_every_runner_keeps_up_with_a_rate_the_model_can_serve(runner: str) -> N
     (report,) = run(arrival_rate=100, runner=runner)
     assert report["status"] == "finished", report["error"]
     assert report["arrival_rate"] == 100.0 and report["arrivals"] == "poisson"
-    assert report["late_at_end"] == 0
-    assert report["achieved_rate"] == report["offered_rate"]
+    # kept up: the odd arrival due in the last moment may still be waiting for a worker to
+    # wake on a busy machine, but no more than the verdict allows (1 %)
+    assert fell_behind(report) is None
+    assert report["achieved_rate"] == pytest.approx(report["offered_rate"], rel=0.01)
     assert 50 < report["offered_rate"] < 150  # about 200 Poisson arrivals in 2 s
     assert report["latency_ms_p50"] >= 1.0  # the model sleeps 1 ms
 
@@ -378,7 +381,7 @@ def test_every_runner_keeps_up_with_a_rate_the_model_can_serve(runner: str) -> N
 def test_a_list_of_rates_sweeps_them_and_an_overload_queues() -> None:
     low, high = run(arrival_rate=[50, 5000], runner="threads", n_models=[1])
     assert [low["arrival_rate"], high["arrival_rate"]] == [50.0, 5000.0]
-    assert low["late_at_end"] == 0
+    assert fell_behind(low) is None
     # one copy serves at most ~900/s: most of 10,000 arrivals are still queued at the end,
     # and the ones served waited long
     assert high["late_at_end"] > 5000

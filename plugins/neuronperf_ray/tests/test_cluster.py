@@ -22,6 +22,7 @@ from conftest import all_cores_free, leftovers
 from neuronperf_ray.runner import RayRunnerError
 
 import neuronperf as npf
+from neuronperf_core.uncertainty import fell_behind
 
 RUN: dict[str, Any] = {
     "device_type": "neuron",
@@ -83,8 +84,9 @@ def test_an_open_loop_sends_each_copy_its_share_of_the_arrivals(connected: Any) 
     assert report["status"] == "finished", report["error"]
     assert report["arrival_rate"] == 100.0
     # 1 ms a request at 50 a second per copy: nothing queues, all that arrived was served
-    assert report["late_at_end"] == 0
-    assert report["achieved_rate"] == report["offered_rate"]
+    # but perhaps one due in the last moment (the verdict allows 1 %)
+    assert fell_behind(report) is None
+    assert report["achieved_rate"] == pytest.approx(report["offered_rate"], rel=0.01)
     assert 50 < report["offered_rate"] < 150
     assert report["latency_ms_p50"] >= 1.0
 
