@@ -292,9 +292,16 @@ def sleeper(_: str, device_id: int = 0) -> Callable[[Any], Any]:
 def short_valid_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Steps of a second and a half can be valid (the p99 intervals need 368 samples), on a
     machine shared with other jobs: what these tests check is the search's wiring, not this
-    machine's quiet (each rule has its own tests)."""
+    machine's quiet (each rule has its own tests). Stability too: on a loaded CI machine a
+    1 ms model's window p50s were once 197 % apart."""
     monkeypatch.setattr(uncertainty, "MIN_VALID_DURATION_S", 0.0)
     monkeypatch.setattr(stats, "BUSY_SHARE", 1.0)
+    judged = uncertainty.stability
+
+    def always_stable(w: Any, tolerance: float, open_loop: bool = False) -> tuple[bool, str]:
+        return True, judged(w, tolerance, open_loop)[1]
+
+    monkeypatch.setattr(uncertainty, "stability", always_stable)
 
 
 QUICK = {
@@ -302,10 +309,7 @@ QUICK = {
     "n_models": [1],
     "workers_per_model": [1],
     "runner": "threads",
-    # three windows of 0.4 s, within a wide tolerance: windows this short of Poisson arrivals,
-    # on a machine shared with other jobs, differ by chance
-    "window_s": 0.4,
-    "stability_pct": 99,
+    "window_s": 0.4,  # three windows in a step of 1.5 s
     "verbosity": 0,
 }
 
