@@ -1,7 +1,7 @@
 """The torch plugin on CPU: does npf.torch.benchmark measure what the model costs?
 
     python bench/torch_cpu.py [--rounds 11] [--seconds 2.0] [--sweep-seconds 2.0]
-                              [--harness-rounds 7] [--only latency|harness]
+                              [--harness-rounds 7] [--only latency|harness|levels]
                               [--models mlp,small,mid]
 
 1. Latency fidelity. One copy, one worker (the default runner, a fresh interpreter):
@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the core, fro
 from neuronperf_torch.devices import steady_malloc
 
 import neuronperf as npf
+from neuronperf_core.benchmarking.stats import cpu_times
 from neuronperf_core.uncertainty import interval_ranks
 
 CORES = len(os.sched_getaffinity(0))
@@ -215,7 +216,7 @@ def latency(name: str, folder: Path, threads: int, rounds: int, seconds: float) 
     path = npf.model_index.load(index)["model_configs"][0]["filename"]
     sides = ("npf", "timer", "hand", "eager", "glibc", "ratio", "hand_ratio")
     rows: dict[str, list[float]] = {k: [] for k in sides}
-    steal_before = steal_ticks()
+    steal_before = cpu_times()
     for _ in range(rounds):
         user = TimerSide(name, path, x, threads, seconds, steady=True)
         (report,) = npf.torch.benchmark(
@@ -251,33 +252,29 @@ def latency(name: str, folder: Path, threads: int, rounds: int, seconds: float) 
     return out
 
 
-def steal_ticks() -> tuple[int, int]:
-    """(steal, total) jiffies of all CPUs: the time a hypervisor gave other guests."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:9]]
-    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+def steal_share(before: tuple[int, int, int] | None) -> float:
+    """The share of the machine's CPU time the hypervisor stole since ``before``
+    (``cpu_times()``: the core's reading of /proc/stat)."""
+    after = cpu_times()
+    if before is None or after is None:
+        return float("nan")
+    return (after[2] - before[2]) / max(1, after[1] - before[1])
 
 
-def steal_share(before: tuple[int, int]) -> float:
-    """The share of the machine's CPU time stolen since ``before`` (``steal_ticks()``)."""
-    after = steal_ticks()
-    return (after[0] - before[0]) / max(1, after[1] - before[1])
-
-
-def median_interval(values: list[float]) -> tuple[float, float] | None:
+def median_interval(values: list[float]) -> tuple[float, float] | str:
     """The distribution-free 95 % interval of the median of ``values`` (the rounds), from
-    order statistics, as the reports' percentile intervals; None under 6 rounds."""
+    order statistics, as the reports' percentile intervals; or why there is none."""
     ranks = interval_ranks(len(values), 0.5)
     if isinstance(ranks, str):
-        return None
+        return ranks
     ordered = sorted(values)
     return ordered[ranks.low - 1], ordered[ranks.high - 1]
 
 
-def agreement(interval: tuple[float, float] | None) -> str:
+def agreement(interval: tuple[float, float] | str) -> str:
     """Whether a ratio's interval says within 5 %, not within 5 %, or cannot tell."""
-    if interval is None:
-        return "cannot tell (fewer than 6 rounds)"
+    if isinstance(interval, str):
+        return f"cannot tell (no interval: {interval})"
     low, high = interval
     if low >= 0.95 and high <= 1.05:
         return "within 5 %"
@@ -286,8 +283,8 @@ def agreement(interval: tuple[float, float] | None) -> str:
     return "not settled (the interval is wider than the band)"
 
 
-def ratio_cell(median: float, interval: tuple[float, float] | None) -> str:
-    if interval is None:
+def ratio_cell(median: float, interval: tuple[float, float] | str) -> str:
+    if isinstance(interval, str):
         return f"{median:.3f}"
     return f"{median:.3f} ({interval[0]:.3f}-{interval[1]:.3f})"
 
@@ -414,12 +411,19 @@ def main() -> None:
     parser.add_argument("--sweep-seconds", type=float, default=2.0)
     parser.add_argument("--harness-rounds", type=int, default=7)
     parser.add_argument(
-        "--only", choices=("latency", "harness", "levels"), help="run one part (levels: none)"
+        "--only",
+        choices=("latency", "harness", "levels"),
+        help="run one part; levels (the level trace) runs only when asked for",
     )
     parser.add_argument(
         "--models", default=",".join(MODELS), help="latency: which models (default: all)"
     )
     args = parser.parse_args()
+    unknown = set(args.models.split(",")) - set(MODELS)
+    if unknown:
+        parser.error(
+            f"--models: no model {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}"
+        )
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {CORES} cores\n")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -477,7 +481,7 @@ def levels_part(folder: Path, windows: int = 40, seconds: float = 0.5) -> None:
     print("|---|---|---|---|---|---|")
     for threads in sorted({1, CORES}):
         torch.set_num_threads(threads)
-        before = steal_ticks()
+        before = cpu_times()
         with torch.inference_mode():
             for _ in range(8):
                 model(x)

@@ -450,16 +450,16 @@ def verdict(report: Mapping[str, Any]) -> tuple[bool, list[str], list[str]]:
 
 
 def busy_text(report: Mapping[str, Any]) -> str:
-    """Who used the machine's CPU time during a config: other processes, or a hypervisor
-    that gave it to other virtual machines (steal, which no process here shows)."""
+    """Who used the machine's CPU time during a config: other processes, and on a virtual
+    machine the hypervisor, which gave it to other guests (steal: no process here shows it)."""
     share = float(report.get("other_cpu_share") or 0.0)
     other, steal = report.get("other_cpu_s"), report.get("steal_cpu_s")
-    if not other or not steal or steal < 0.5 * other:
+    stolen = share * steal / other if other and steal else 0.0
+    if stolen < 0.005:  # rounds to 0 %
         return f"other processes used {share:.0%} of its CPU time"
-    stolen = share * steal / other
     return (
-        f"others used {share:.0%} of its CPU time: the hypervisor took {stolen:.0%} for other "
-        "virtual machines (steal in /proc/stat; a shared host, not a process here)"
+        f"others used {share:.0%} of its CPU time: other processes {share - stolen:.0%}, the "
+        f"hypervisor {stolen:.0%} for other virtual machines (steal in /proc/stat)"
     )
 
 

@@ -27,7 +27,7 @@ PROC_STAT = "/proc/stat"
 PROC_MEMINFO = "/proc/meminfo"
 
 
-def _cpu_times() -> tuple[int, int, int] | None:
+def cpu_times() -> tuple[int, int, int] | None:
     """(busy, total, steal) jiffies of all CPUs since boot. Busy includes steal: the time
     a virtual machine's hypervisor gave other guests while this one had work to run."""
     try:
@@ -67,9 +67,9 @@ class StatsSampler:
         self._thread.start()
 
     def _run(self) -> None:
-        last = _cpu_times()
+        last = cpu_times()
         while not self._done.wait(self.interval_s):
-            now = _cpu_times()
+            now = cpu_times()
             if last is not None and now is not None and now[1] > last[1]:
                 self._cpu.append(100.0 * (now[0] - last[0]) / (now[1] - last[1]))
             last = now
@@ -111,12 +111,12 @@ class LoadMeter:
     def __init__(self) -> None:
         self.started_utc = _utc_now()
         self._wall = time.perf_counter()
-        self._machine = _cpu_times()
+        self._machine = cpu_times()
         self._own = _own_cpu_s()
 
     def stop(self) -> dict[str, Any]:
         """The raw result's "load"."""
-        machine, own = _cpu_times(), _own_cpu_s()
+        machine, own = cpu_times(), _own_cpu_s()
         out: dict[str, Any] = {
             "started_utc": self.started_utc,
             "wall_s": time.perf_counter() - self._wall,
