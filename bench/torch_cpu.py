@@ -12,11 +12,15 @@
    input, at the same intra-op thread count (npf's ``intra_op_threads``): 1 (Timer's
    default) and all cores. The user's side is one fresh interpreter (spawned, as npf's
    copy is) with the allocator setting npf's copies get (``steady_malloc``: one arena,
-   freed memory kept); it loads and warms up (8 calls) before npf's run starts, then
-   times the hand loop the moment npf's run ends, then Timer, in its main thread. Each
-   round pairs npf's window with the hand loop's next to it: on a VM a team of 2 threads
-   runs at levels that change every few seconds (``--only levels`` shows them), so
-   windows seconds apart do not compare, while adjacent windows mostly share a level.
+   freed memory kept); it loads and warms up (8 calls) before npf's run starts and times
+   the hand loop in its main thread next to npf's window: in even rounds the moment
+   npf's run ends, in odd ones just before npf's window starts (npf's copy, once loaded,
+   waits in its ``setup_fn`` until the hand loop is done), then Timer after npf's run.
+   Each round pairs npf's window with the hand loop's next to it: on a VM a team of 2
+   threads runs at levels that change every few seconds (``--only levels`` shows them),
+   so windows seconds apart do not compare, while adjacent windows mostly share a level.
+   The order alternates because on this VM the first window of a pair often ran faster
+   (the MLP: npf below the hand loop in 6 of 6 rows when npf always went first).
    Each ratio is the median of the per-round ratios with its distribution-free 95 %
    interval (order statistics, as the reports' percentiles). Target: agreement within
    5 %, said when the interval lies inside 0.95-1.05, and "not settled" when the interval
@@ -149,9 +153,9 @@ def _timer_process(
     name: str, path: str, x: torch.Tensor, threads: int, seconds: float, steady: bool, conn: Any
 ) -> None:
     """A fresh interpreter, as npf's copy gets (with its allocator setting when ``steady``):
-    load and warm up, say so, then on "go" time in the main thread a hand loop (the median
-    of per-call ``perf_counter_ns`` times), Timer's median and (``steady`` only) Timer's
-    for the eager model. The hand loop comes first: it is the window next to npf's."""
+    load and warm up, say so, then time in the main thread: on "hand" a hand loop (the
+    median of per-call ``perf_counter_ns`` times: the window next to npf's), on "rest"
+    Timer's median and (``steady`` only) Timer's for the eager model."""
     if steady:
         assert steady_malloc()
     torch.set_num_threads(threads)
@@ -160,10 +164,9 @@ def _timer_process(
         for _ in range(8):
             model(x)
         conn.send("ready")
-        conn.recv()
+        while conn.recv() == "hand":
+            conn.send(hand_loop_ms(model, x, seconds))
         results = []
-        if steady:
-            results.append(hand_loop_ms(model, x, seconds))
         timer = Timer("model(x)", globals={"model": model, "x": x}, num_threads=threads)
         results.append(float(timer.blocked_autorange(min_run_time=seconds).median * 1e3))
         if steady:
@@ -189,8 +192,9 @@ def hand_loop_ms(model: Any, x: torch.Tensor, seconds: float) -> float:
 
 class TimerSide:
     """The user's side of a round in a fresh interpreter, loaded and waiting before npf's
-    run starts, so that its timed window starts as soon as npf's ends: [hand loop, Timer,
-    eager Timer] medians (``steady``), or [Timer] with glibc's default allocator."""
+    run starts, so that its hand loop (``hand``) can time the window next to npf's; then
+    ``rest``: [Timer, eager Timer] medians (``steady``), or [Timer] with glibc's default
+    allocator."""
 
     def __init__(
         self, name: str, path: str, x: torch.Tensor, threads: int, seconds: float, steady: bool
@@ -204,11 +208,43 @@ class TimerSide:
         child.close()
         assert self.conn.recv() == "ready"
 
-    def time(self) -> list[float]:
-        self.conn.send("go")
+    def hand(self) -> float:
+        self.conn.send("hand")
+        ms: float = self.conn.recv()
+        return ms
+
+    def rest(self) -> list[float]:
+        self.conn.send("rest")
         results: list[float] = self.conn.recv()
         self.process.join()
         return results
+
+
+class HandFirst:
+    """npf's ``setup_fn`` for a round whose hand loop goes first: once the copy has loaded
+    it says so and waits until the hand loop is done, so that the hand loop's window ends
+    just before npf's warm-up and window start. Files, because the copy is a fresh
+    interpreter the engine starts; polled every 10 ms, next to nothing for either side."""
+
+    def __init__(self, folder: Path) -> None:
+        self.loaded = folder / "copy-loaded"
+        self.done = folder / "hand-done"
+        self.loaded.unlink(missing_ok=True)
+        self.done.unlink(missing_ok=True)
+
+    def __call__(self, copy_id: int, config: dict[str, Any], model: Any) -> None:
+        self.loaded.touch()
+        while not self.done.exists():
+            time.sleep(0.01)
+
+    def run_hand(self, user: TimerSide, out: list[float]) -> None:
+        """In a thread of the bench while npf's run holds its main thread."""
+        while not self.loaded.exists():
+            time.sleep(0.01)
+        try:
+            out.append(user.hand())
+        finally:
+            self.done.touch()
 
 
 def latency(name: str, folder: Path, threads: int, rounds: int, seconds: float) -> dict[str, Any]:
@@ -217,8 +253,13 @@ def latency(name: str, folder: Path, threads: int, rounds: int, seconds: float) 
     sides = ("npf", "timer", "hand", "eager", "glibc", "ratio", "hand_ratio")
     rows: dict[str, list[float]] = {k: [] for k in sides}
     steal_before = cpu_times()
-    for _ in range(rounds):
+    for round_ in range(rounds):
         user = TimerSide(name, path, x, threads, seconds, steady=True)
+        hand_first = HandFirst(folder) if round_ % 2 else None
+        first: list[float] = []
+        if hand_first is not None:
+            side = threading.Thread(target=hand_first.run_hand, args=(user, first), daemon=True)
+            side.start()
         (report,) = npf.torch.benchmark(
             index,
             [x],
@@ -229,12 +270,18 @@ def latency(name: str, folder: Path, threads: int, rounds: int, seconds: float) 
             results_dir=None,
             verbosity=0,
             stats_interval=0,
+            setup_fn=hand_first,
         )
         assert report["status"] == "finished", report["error"]
         assert report["intra_op_threads"] == threads  # like for like
         rows["npf"].append(float(report["latency_ms_p50"]))
-        hand, timer, eager = user.time()
-        (glibc,) = TimerSide(name, path, x, threads, seconds, steady=False).time()
+        if hand_first is not None:
+            side.join()
+            (hand,) = first
+        else:
+            hand = user.hand()
+        timer, eager = user.rest()
+        (glibc,) = TimerSide(name, path, x, threads, seconds, steady=False).rest()
         rows["timer"].append(timer)
         rows["hand"].append(hand)
         rows["eager"].append(eager)
