@@ -19,8 +19,8 @@
    Each round pairs npf's window with the hand loop's next to it: on a VM a team of 2
    threads runs at levels that change every few seconds (``--only levels`` shows them),
    so windows seconds apart do not compare, while adjacent windows mostly share a level.
-   The order alternates so that it favours neither side (with npf always first, the MLP
-   read below the hand loop in 6 of 6 rows; bench/RESULTS.md).
+   The order alternates so that it favours neither side (with npf always first, the MLP's
+   npf p50 was below the hand loop's in 6 of 6 rows; bench/RESULTS.md).
    Each ratio is the median of the per-round ratios with its distribution-free 95 %
    interval (order statistics, as the reports' percentiles). Target: agreement within
    5 %, said when the interval lies inside 0.95-1.05, and "not settled" when the interval
